@@ -1,0 +1,1 @@
+"""Agents: the LangGraph research graph, its roles and its tools."""

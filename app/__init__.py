@@ -1,0 +1,1 @@
+"""App: the CLI, the REST API, the web UI and durable jobs."""
