@@ -1,8 +1,8 @@
 """Shared fixtures: an isolated data dir for every test, and one real embedded engine per session.
 
 The engine is the real vLLM CPU build serving the real SmolLM2-135M-Instruct, started once with
-`--enforce-eager -O0` (~30 s). The converted model is cached outside the isolated data dir (in
-FAWN_MODELS_DIR, default `.fawn/models` in the checkout) so that it is converted once per machine.
+`--enforce-eager -O0` (~30 s). The converted model is read from the real model cache (resolved
+before any test isolates the environment), where `make setup` put it.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from app.settings import load_settings
 from serving.endpoint import Endpoint, discover_endpoint
 from serving.engine import running_engine
 from serving.profiles import EMBEDDED_PROFILE, load_profile
 from serving.settings import LLMSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = Path(os.environ.get("FAWN_MODELS_DIR", REPO_ROOT / ".fawn" / "models")).resolve()
+MODELS_DIR = load_settings().model_cache.resolve()
 HOTPOTQA = REPO_ROOT.parent / "shared" / "data" / "hotpotqa-dev-20.json"
 
 
