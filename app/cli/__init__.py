@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import corpus, doctor, research, sandbox, serve
+from app.cli import chat, corpus, doctor, eval, research, sandbox, serve
 from app.cli.errors import run_cli
 
 app = typer.Typer(
@@ -16,9 +16,10 @@ app = typer.Typer(
 app.add_typer(serve.app, name="serve")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(eval.app, name="eval")
 app.command("doctor")(doctor.doctor)
 app.command("research")(research.research)
-app.command("chat")(research.chat)
+app.command("chat")(chat.chat)
 
 
 def main() -> None:

@@ -1,11 +1,7 @@
-"""`fawn research` and `fawn chat`."""
+"""`fawn research`."""
 
 from __future__ import annotations
 
 
 def research() -> None:
     """Research a question."""
-
-
-def chat() -> None:
-    """Ask the model one question."""
