@@ -1,0 +1,1 @@
+"""Durable research jobs: the store, the runner, and the events they emit."""
