@@ -1,0 +1,1 @@
+"""Evaluation: measure the research pipeline against benchmarks with known answers."""
