@@ -1,0 +1,260 @@
+"""httpx transports that put every HTTP call to the engine through the budget gate.
+
+A request takes a slot (sized by its estimated KV footprint) before it is sent and keeps it until
+the response body is read or closed, so a streamed completion holds its slot until the stream
+ends. Connection errors and 5xx answers are retried with exponential backoff while the slot is
+held; 4xx answers and read timeouts are not (resending would only add load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from serving.budget import Budget, CallClass
+from serving.observability import GateMetrics, gate_metrics, log_event
+
+logger = logging.getLogger(__name__)
+
+# Conservative prompt estimate: English BPE text averages ~4 characters a token, so 3 over-counts.
+CHARS_PER_TOKEN = 3
+# Chat-template tokens around each message (role markers, separators) and the whole prompt.
+MESSAGE_OVERHEAD_TOKENS = 8
+PROMPT_OVERHEAD_TOKENS = 16
+RETRYABLE_ERRORS = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to resend after a connection error or a 5xx answer."""
+
+    retries: int = 3
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (0-based): doubling, with jitter."""
+        return min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class KvEstimate:
+    """Estimates a request's KV footprint: prompt tokens plus the completion it may generate."""
+
+    default_max_tokens: int | None = None
+    max_model_len: int | None = None
+
+    def __call__(self, body: bytes) -> int:
+        """KV tokens the request may occupy; 0 for a body that is not a completion request."""
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            return 0
+        if not isinstance(payload, dict):
+            return 0
+        prompt = estimate_prompt_tokens(payload)
+        completion = payload.get("max_completion_tokens") or payload.get("max_tokens")
+        if not isinstance(completion, int):
+            completion = self.default_max_tokens
+        if completion is None:
+            # vLLM lets an uncapped completion run to the end of the context.
+            completion = (self.max_model_len or prompt) - prompt
+        total = prompt + max(completion, 0)
+        return min(total, self.max_model_len) if self.max_model_len else total
+
+
+def estimate_prompt_tokens(payload: dict[str, object]) -> int:
+    """Prompt tokens of a chat or completion request body, over-counted on purpose."""
+    messages = payload.get("messages")
+    chars = 0
+    overhead = PROMPT_OVERHEAD_TOKENS
+    if isinstance(messages, list):
+        chars += sum(len(json.dumps(message, ensure_ascii=False)) for message in messages)
+        overhead += MESSAGE_OVERHEAD_TOKENS * len(messages)
+    prompt = payload.get("prompt")
+    if isinstance(prompt, str):
+        chars += len(prompt)
+    if payload.get("tools"):
+        # The chat template writes tool schemas into the prompt.
+        chars += len(json.dumps(payload["tools"], ensure_ascii=False))
+    if chars == 0:
+        return 0
+    return chars // CHARS_PER_TOKEN + overhead
+
+
+class GatedAsyncTransport(httpx.AsyncBaseTransport):
+    """An async transport whose every request holds a budget slot of one call class."""
+
+    def __init__(
+        self,
+        budget: Budget,
+        call_class: CallClass,
+        *,
+        estimate: Callable[[bytes], int] | None = None,
+        retry: RetryPolicy | None = None,
+        inner: httpx.AsyncBaseTransport | None = None,
+        metrics: GateMetrics | None = None,
+    ) -> None:
+        self._budget = budget
+        self._call_class = call_class
+        self._estimate = estimate or KvEstimate()
+        self._retry = retry or RetryPolicy()
+        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._metrics = metrics or gate_metrics()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Take a slot, send with retries, and release the slot when the body is done."""
+        body = await request.aread()
+        slot = await self._budget.acquire(self._call_class, self._estimate(body))
+        try:
+            response = await self._send(request)
+        except BaseException:
+            slot.release()
+            raise
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_ReleasingAsyncStream(response.stream, slot.release),
+            extensions=response.extensions,
+        )
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(self._retry.retries + 1):
+            last = attempt == self._retry.retries
+            try:
+                response = await self._inner.handle_async_request(request)
+            except RETRYABLE_ERRORS as exc:
+                if last:
+                    raise
+                self._note_retry(type(exc).__name__, attempt)
+            else:
+                if response.status_code < 500 or last:
+                    return response
+                await response.aclose()
+                self._note_retry(f"http_{response.status_code}", attempt)
+            await asyncio.sleep(self._retry.delay(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _note_retry(self, reason: str, attempt: int) -> None:
+        self._metrics.retries.labels(reason).inc()
+        log_event(logger, "llm_retry", logging.WARNING, reason=reason, attempt=attempt + 1)
+
+    async def aclose(self) -> None:
+        """Close the connection pool underneath."""
+        await self._inner.aclose()
+
+
+class GatedTransport(httpx.BaseTransport):
+    """The sync twin of `GatedAsyncTransport` (the budget core is thread-safe)."""
+
+    def __init__(
+        self,
+        budget: Budget,
+        call_class: CallClass,
+        *,
+        estimate: Callable[[bytes], int] | None = None,
+        retry: RetryPolicy | None = None,
+        inner: httpx.BaseTransport | None = None,
+        metrics: GateMetrics | None = None,
+    ) -> None:
+        self._budget = budget
+        self._call_class = call_class
+        self._estimate = estimate or KvEstimate()
+        self._retry = retry or RetryPolicy()
+        self._inner = inner or httpx.HTTPTransport()
+        self._metrics = metrics or gate_metrics()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Take a slot, send with retries, and release the slot when the body is done."""
+        body = request.read()
+        slot = self._budget.acquire_sync(self._call_class, self._estimate(body))
+        try:
+            response = self._send(request)
+        except BaseException:
+            slot.release()
+            raise
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_ReleasingStream(response.stream, slot.release),
+            extensions=response.extensions,
+        )
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(self._retry.retries + 1):
+            last = attempt == self._retry.retries
+            try:
+                response = self._inner.handle_request(request)
+            except RETRYABLE_ERRORS as exc:
+                if last:
+                    raise
+                self._note_retry(type(exc).__name__, attempt)
+            else:
+                if response.status_code < 500 or last:
+                    return response
+                response.close()
+                self._note_retry(f"http_{response.status_code}", attempt)
+            time.sleep(self._retry.delay(attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _note_retry(self, reason: str, attempt: int) -> None:
+        self._metrics.retries.labels(reason).inc()
+        log_event(logger, "llm_retry", logging.WARNING, reason=reason, attempt=attempt + 1)
+
+    def close(self) -> None:
+        """Close the connection pool underneath."""
+        self._inner.close()
+
+
+class _ReleasingAsyncStream(httpx.AsyncByteStream):
+    """A response body that gives the slot back when it ends, fails, or is closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        finally:
+            self._release()
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._release()
+
+
+class _ReleasingStream(httpx.SyncByteStream):
+    """Sync `_ReleasingAsyncStream`."""
+
+    def __init__(self, stream: httpx.SyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._release()
