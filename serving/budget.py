@@ -151,7 +151,7 @@ class Budget:
         self.limit = limit
         self.kv_capacity = kv_capacity
         self.wait_timeout_s = wait_timeout_s
-        self._metrics = metrics or gate_metrics()
+        self.metrics = metrics or gate_metrics()
         self._lock = threading.Lock()
         self._queues: dict[CallClass, deque[_Waiter]] = {c: deque() for c in CallClass}
         self._in_flight = dict.fromkeys(CallClass, 0)
@@ -265,7 +265,7 @@ class Budget:
         waiter = _Waiter(call_class, self._footprint(kv_tokens), wake, time.monotonic())
         with self._lock:
             self._queues[call_class].append(waiter)
-            self._metrics.queued.labels(call_class.value).inc()
+            self.metrics.queued.labels(call_class.value).inc()
             self._dispatch()
         return waiter
 
@@ -276,7 +276,7 @@ class Budget:
                 return None
             if self._under_pressure and waiter.call_class in DEFERRED_UNDER_PRESSURE:
                 return self._deadline()
-        self._metrics.budget_timeouts.labels(waiter.call_class.value).inc()
+        self.metrics.budget_timeouts.labels(waiter.call_class.value).inc()
         log_event(logger, "budget_timeout", logging.WARNING, call_class=waiter.call_class)
         raise BudgetTimeout(
             f"An LLM call ({waiter.call_class} class) waited {self.wait_timeout_s:.0f} s for one "
@@ -294,7 +294,7 @@ class Budget:
             queue = self._queues[waiter.call_class]
             if waiter in queue:
                 queue.remove(waiter)
-                self._metrics.queued.labels(waiter.call_class.value).dec()
+                self.metrics.queued.labels(waiter.call_class.value).dec()
                 self._dispatch()
 
     def _slot(self, waiter: _Waiter) -> Slot:
@@ -314,8 +314,8 @@ class Budget:
         waiter.released = True
         self._in_flight[waiter.call_class] -= 1
         self._kv_admitted -= waiter.kv_tokens
-        self._metrics.in_flight.labels(waiter.call_class.value).dec()
-        self._metrics.kv_tokens_admitted.set(self._kv_admitted)
+        self.metrics.in_flight.labels(waiter.call_class.value).dec()
+        self.metrics.kv_tokens_admitted.set(self._kv_admitted)
 
     def _dispatch(self) -> None:
         """Start every waiting call that may start now, in priority order; lock held."""
@@ -358,10 +358,10 @@ class Budget:
         self._admitted_total += 1
         self._peak_in_flight = max(self._peak_in_flight, sum(self._in_flight.values()))
         self._peak_kv = max(self._peak_kv, self._kv_admitted)
-        self._metrics.queued.labels(call_class.value).dec()
-        self._metrics.in_flight.labels(call_class.value).inc()
-        self._metrics.kv_tokens_admitted.set(self._kv_admitted)
-        self._metrics.queue_wait.labels(call_class.value).observe(
+        self.metrics.queued.labels(call_class.value).dec()
+        self.metrics.in_flight.labels(call_class.value).inc()
+        self.metrics.kv_tokens_admitted.set(self._kv_admitted)
+        self.metrics.queue_wait.labels(call_class.value).observe(
             time.monotonic() - waiter.enqueued_at
         )
         try:
@@ -375,7 +375,7 @@ class Budget:
         for waiter in queue:
             if waiter.call_class in DEFERRED_UNDER_PRESSURE and not waiter.deferred:
                 waiter.deferred = True
-                self._metrics.deferrals.labels(waiter.call_class.value).inc()
+                self.metrics.deferrals.labels(waiter.call_class.value).inc()
 
 
 def budget_for_engine(

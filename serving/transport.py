@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from serving.budget import Budget, CallClass
-from serving.observability import GateMetrics, gate_metrics, log_event
+from serving.observability import log_event
 
 logger = logging.getLogger(__name__)
 
@@ -106,14 +106,12 @@ class GatedAsyncTransport(httpx.AsyncBaseTransport):
         estimate: Callable[[bytes], int] | None = None,
         retry: RetryPolicy | None = None,
         inner: httpx.AsyncBaseTransport | None = None,
-        metrics: GateMetrics | None = None,
     ) -> None:
         self._budget = budget
         self._call_class = call_class
         self._estimate = estimate or KvEstimate()
         self._retry = retry or RetryPolicy()
         self._inner = inner or httpx.AsyncHTTPTransport()
-        self._metrics = metrics or gate_metrics()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Take a slot, send with retries, and release the slot when the body is done."""
@@ -149,7 +147,7 @@ class GatedAsyncTransport(httpx.AsyncBaseTransport):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _note_retry(self, reason: str, attempt: int) -> None:
-        self._metrics.retries.labels(reason).inc()
+        self._budget.metrics.retries.labels(reason).inc()
         log_event(logger, "llm_retry", logging.WARNING, reason=reason, attempt=attempt + 1)
 
     async def aclose(self) -> None:
@@ -168,14 +166,12 @@ class GatedTransport(httpx.BaseTransport):
         estimate: Callable[[bytes], int] | None = None,
         retry: RetryPolicy | None = None,
         inner: httpx.BaseTransport | None = None,
-        metrics: GateMetrics | None = None,
     ) -> None:
         self._budget = budget
         self._call_class = call_class
         self._estimate = estimate or KvEstimate()
         self._retry = retry or RetryPolicy()
         self._inner = inner or httpx.HTTPTransport()
-        self._metrics = metrics or gate_metrics()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Take a slot, send with retries, and release the slot when the body is done."""
@@ -211,7 +207,7 @@ class GatedTransport(httpx.BaseTransport):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _note_retry(self, reason: str, attempt: int) -> None:
-        self._metrics.retries.labels(reason).inc()
+        self._budget.metrics.retries.labels(reason).inc()
         log_event(logger, "llm_retry", logging.WARNING, reason=reason, attempt=attempt + 1)
 
     def close(self) -> None:
