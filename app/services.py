@@ -1,0 +1,48 @@
+"""The composition root: from settings to a running engine, its budget, and a research runtime.
+
+Every entry point that needs the model (CLI research and batch, the eval, the API) opens one
+`Services` and shares it, so all of a process's LLM calls pass one budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from agents.runtime import Runtime, connect_runtime
+from app.settings import Settings
+from serving.budget import Budget, budget_for_engine
+from serving.endpoint import Endpoint
+from serving.engine import connected_endpoint
+from serving.pressure import EngineMetricsSource, GpuSource, PressureMonitor
+
+
+@dataclass(frozen=True)
+class Services:
+    """A connected engine with the one budget and pressure monitor in front of it."""
+
+    endpoint: Endpoint
+    budget: Budget
+    pressure: PressureMonitor
+    runtime: Runtime
+
+
+@contextmanager
+def open_services(
+    settings: Settings, on_tick: Callable[[float], None] | None = None
+) -> Iterator[Services]:
+    """Connect to (or start) the engine and build the budget, the monitor and the runtime."""
+    with connected_endpoint(
+        settings.llm, settings.engine, models_dir=settings.model_cache, on_tick=on_tick
+    ) as endpoint:
+        pressure = PressureMonitor(
+            [GpuSource(), EngineMetricsSource(endpoint.root_url)], settings.pressure
+        )
+        budget = budget_for_engine(endpoint.root_url, settings.llm, pressure=pressure)
+        runtime = connect_runtime(endpoint, settings.llm, budget, data_dir=settings.data_dir)
+        pressure.start()
+        try:
+            yield Services(endpoint, budget, pressure, runtime)
+        finally:
+            pressure.stop()
