@@ -1,0 +1,106 @@
+"""What a research run reports while it works, as typed events.
+
+Nodes emit them through LangGraph's custom stream (`runtime.stream_writer`); `run_research`
+forwards them to its `on_event` callback, and a job store can log them and serve them as SSE.
+Every event dumps to JSON with `event.model_dump(mode="json")`; `kind` names its type.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from agents.sources import Source
+from agents.state import Plan, StepType
+
+
+class Status(BaseModel):
+    """Progress in words: which role is working on what, or a notice for the user."""
+
+    kind: Literal["status"] = "status"
+    message: str
+
+
+class PlanReady(BaseModel):
+    """A plan was made (or a fallback plan used); review comes next unless auto-accepted."""
+
+    kind: Literal["plan"] = "plan"
+    plan: Plan
+    iteration: int
+    fallback_reason: str | None = None
+
+
+class StepStarted(BaseModel):
+    """A worker took up a plan step."""
+
+    kind: Literal["step_started"] = "step_started"
+    iteration: int
+    index: int
+    title: str
+    step_type: StepType
+
+
+class SourceAdded(BaseModel):
+    """A document entered the source registry under its id."""
+
+    kind: Literal["source_added"] = "source_added"
+    source: Source
+
+
+class ToolResult(BaseModel):
+    """A tool a step used came back (a search, a sandbox run)."""
+
+    kind: Literal["tool_result"] = "tool_result"
+    index: int
+    tool: Literal["search", "python"]
+    summary: str
+
+
+class StepDone(BaseModel):
+    """A plan step finished, with its notes."""
+
+    kind: Literal["step_done"] = "step_done"
+    iteration: int
+    index: int
+    title: str
+    notes: str
+    error: str | None = None
+
+
+class ReportChunk(BaseModel):
+    """A piece of the final report, in order."""
+
+    kind: Literal["report_chunk"] = "report_chunk"
+    text: str
+
+
+class ErrorEvent(BaseModel):
+    """Something failed; `fatal` says whether the run stopped."""
+
+    kind: Literal["error"] = "error"
+    message: str
+    fatal: bool = False
+
+
+class Done(BaseModel):
+    """The run finished."""
+
+    kind: Literal["done"] = "done"
+    llm_calls: int
+    wall_s: float
+
+
+ResearchEvent = Annotated[
+    Status
+    | PlanReady
+    | StepStarted
+    | SourceAdded
+    | ToolResult
+    | StepDone
+    | ReportChunk
+    | ErrorEvent
+    | Done,
+    Field(discriminator="kind"),
+]
+EVENT_ADAPTER: TypeAdapter[ResearchEvent] = TypeAdapter(ResearchEvent)

@@ -1,0 +1,70 @@
+"""Research team: hands the plan's steps to workers, the independent ones in parallel.
+
+Research steps depend on nothing, so they all run at once (one `Send` each). An analysis or
+processing step works on what came before it, so it waits for every earlier step. After each
+wave the team node runs again: it announces the sources the wave registered and sends the next
+wave, or, when every step of the plan is done, returns to the planner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langgraph.runtime import Runtime as GraphRuntime
+from langgraph.types import Send
+
+from agents.events import SourceAdded
+from agents.nodes import Node, emit
+from agents.runtime import Runtime
+from agents.state import ResearchState, Step, StepTask, StepType
+
+
+async def research_team(state: ResearchState, runtime: GraphRuntime[Runtime]) -> ResearchState:
+    """Announce sources registered since the last wave."""
+    sources = state.get("sources", [])
+    for source in sources[state.get("sources_announced", 0) :]:
+        emit(runtime, SourceAdded(source=source))
+    return {"sources_announced": len(sources)}
+
+
+def depends_on(steps: Sequence[Step], index: int) -> list[int]:
+    """The steps that step `index` must wait for."""
+    if steps[index].step_type is StepType.RESEARCH:
+        return []
+    return list(range(index))
+
+
+def worker_for(step: Step) -> Node:
+    """The role that runs a step."""
+    return Node.RESEARCHER if step.step_type is StepType.RESEARCH else Node.CODER
+
+
+def dispatch_steps(state: ResearchState) -> list[Send] | str:
+    """Send every step whose dependencies are done; the planner once the plan is finished."""
+    plan = state.get("plan")
+    iteration = state.get("plan_iterations", 0)
+    results = state.get("step_results", [])
+    done = {r.index for r in results if r.iteration == iteration}
+    steps = plan.steps if plan else []
+    ready = [
+        i
+        for i in range(len(steps))
+        if i not in done and all(j in done for j in depends_on(steps, i))
+    ]
+    if not ready:
+        return Node.PLANNER
+    return [
+        Send(
+            worker_for(steps[i]),
+            StepTask(
+                question=state["question"],
+                options=state["options"],
+                iteration=iteration,
+                index=i,
+                step=steps[i],
+                earlier=[] if steps[i].step_type is StepType.RESEARCH else results,
+                sources=[] if steps[i].step_type is StepType.RESEARCH else state.get("sources", []),
+            ),
+        )
+        for i in ready
+    ]

@@ -1,0 +1,87 @@
+"""The Markdown report, assembled deterministically around the model's answer.
+
+Layout: `# question`, `## Answer` (the model's focused answer, first sentence answers the
+question), `## Key points` (the first finding of each step), `## Analysis` (every step's notes,
+code, output and figures as data: URIs), `## Notes` (what went differently, if anything) and
+`## Sources`, written from the registry. Step notes cite local numbers; they are mapped to
+registry ids here, and everything except code and the Sources section passes the citation check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agents.citations import check_citations, remap_citations, sources_section
+from agents.config import ReportStyle
+from agents.sources import Source
+from agents.state import CodeRun, StepResult
+from agents.text import sentences, truncate
+
+STYLE_GUIDES: dict[ReportStyle, str] = {
+    ReportStyle.ACADEMIC: "Write formally and precisely, like a scholarly summary.",
+    ReportStyle.POPULAR_SCIENCE: "Write warmly and simply, for curious readers without "
+    "special knowledge.",
+    ReportStyle.NEWS: "Write like a news report: the key fact first, plainly and neutrally.",
+    ReportStyle.SOCIAL_MEDIA: "Write briefly and engagingly, like a short social media post.",
+    ReportStyle.STRATEGIC_INVESTMENT: "Write like an investment analyst: the facts that matter "
+    "for a decision, and what they imply.",
+}
+OUTPUT_CHARS = 3000
+NO_ANSWER = "The sources found do not answer the question."
+
+
+def global_notes(result: StepResult, registry: Sequence[Source]) -> str:
+    """A step's notes with local citation numbers replaced by registry ids."""
+    return remap_citations(result.notes, result.refs.registry_ids(registry))
+
+
+def key_points(results: Sequence[StepResult], registry: Sequence[Source]) -> list[str]:
+    """The first sentence of each step's notes, with registry citations."""
+    points = []
+    for result in results:
+        first = sentences(global_notes(result, registry))
+        if first and first[0] not in points:
+            points.append(first[0])
+    return points
+
+
+def code_block(run: CodeRun) -> str:
+    """A step's program, its output and its figures, as Markdown."""
+    parts = ["```python", run.code, "```"]
+    if run.stdout.strip():
+        parts += ["", "Output:", "", "```text", truncate(run.stdout.strip(), OUTPUT_CHARS), "```"]
+    if not run.ok and run.stderr.strip():
+        parts += ["", "Error:", "", "```text", truncate(run.stderr.strip(), OUTPUT_CHARS), "```"]
+    parts += [f"\n![{figure.name}]({figure.data_uri})" for figure in run.figures]
+    return "\n".join(parts)
+
+
+def analysis_section(results: Sequence[StepResult], registry: Sequence[Source]) -> str:
+    """`## Analysis`: each step's notes, and code runs in full."""
+    lines = ["## Analysis", ""]
+    for result in results:
+        lines += [f"### {result.title.strip() or 'Step ' + str(result.index + 1)}", ""]
+        lines += [global_notes(result, registry), ""]
+        if result.code is not None:
+            lines += [code_block(result.code), ""]
+    return "\n".join(lines)
+
+
+def assemble_report(
+    question: str,
+    answer: str,
+    results: Sequence[StepResult],
+    registry: Sequence[Source],
+    notices: Sequence[str] = (),
+) -> str:
+    """The whole report; every citation in it resolves to a registered source."""
+    sections = [f"# {question.strip()}", f"## Answer\n\n{answer.strip() or NO_ANSWER}"]
+    points = key_points(results, registry)
+    if points:
+        sections.append("## Key points\n\n" + "\n".join(f"- {point}" for point in points))
+    if results:
+        sections.append(analysis_section(results, registry).rstrip())
+    if notices:
+        sections.append("## Notes\n\n" + "\n".join(f"- {notice}" for notice in notices))
+    body = "\n\n".join(sections)
+    return check_citations(body, registry).rstrip() + "\n\n" + sources_section(registry)

@@ -1,0 +1,113 @@
+"""The bundle of things a research run needs but does not store: model, search, sandbox, context.
+
+It is the LangGraph run context (`graph.ainvoke(..., context=runtime)`), rebuilt by whoever runs
+or resumes a graph; the checkpointed state holds only data. Tests build one with a scripted chat
+model; `connect_runtime` builds the real one on an engine endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Protocol
+
+from langchain_core.language_models import BaseChatModel
+
+from agents.config import SearchProviderName
+from agents.context import ContextBudget
+from serving.budget import Budget, CallClass
+from serving.endpoint import Endpoint
+from serving.settings import LLMSettings
+from serving.tokens import EngineTokenCounter
+
+
+class ModelFactory(Protocol):
+    """Builds the chat model for one call: its budget class, completion cap and temperature."""
+
+    def __call__(
+        self, call_class: CallClass, *, max_tokens: int, temperature: float | None = None
+    ) -> BaseChatModel:
+        """A chat model whose calls are capped at `max_tokens`."""
+        ...
+
+
+class Hit(Protocol):
+    """One search result (agents.tools.search.SearchHit has this shape)."""
+
+    title: str
+    url: str
+    passage: str
+    provider: str
+
+
+class Searcher(Protocol):
+    """A search provider (agents.tools.search.SearchProvider has this shape)."""
+
+    name: str
+
+    async def search(self, query: str, max_results: int) -> Sequence[Hit]:
+        """The best `max_results` documents for `query`."""
+        ...
+
+
+class FigureLike(Protocol):
+    """An image a sandbox run wrote."""
+
+    name: str
+    png: bytes
+
+
+class CodeOutcome(Protocol):
+    """What a sandbox run returns (agents.tools.sandbox.SandboxResult has this shape)."""
+
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    timed_out: bool
+    ok: bool
+    figures: Sequence[FigureLike]
+
+
+CodeRunner = Callable[[str], Awaitable[CodeOutcome]]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the research graph's nodes use to call the model, search and run code."""
+
+    model_for: ModelFactory
+    search_for: Callable[[SearchProviderName], Searcher]
+    context_budget: ContextBudget
+    run_code: CodeRunner | None = None
+    coder_off_reason: str | None = "No code runner was configured."
+
+
+def connect_runtime(
+    endpoint: Endpoint, llm: LLMSettings, budget: Budget, *, data_dir: Path
+) -> Runtime:
+    """The production runtime: gated chat models on `endpoint`, real search, the sandbox."""
+    from agents.tools.sandbox import run_python, sandbox_unavailable_reason
+    from agents.tools.search import make_provider
+    from serving.client import chat_model
+
+    def model_for(
+        call_class: CallClass, *, max_tokens: int, temperature: float | None = None
+    ) -> BaseChatModel:
+        return chat_model(
+            endpoint, llm, budget, call_class, max_tokens=max_tokens, temperature=temperature
+        )
+
+    @cache
+    def search_for(name: SearchProviderName) -> Searcher:
+        return make_provider(name, data_dir=data_dir)
+
+    reason = sandbox_unavailable_reason()
+    return Runtime(
+        model_for=model_for,
+        search_for=search_for,
+        context_budget=ContextBudget(endpoint.max_model_len, EngineTokenCounter(endpoint)),
+        run_code=None if reason else run_python,
+        coder_off_reason=reason,
+    )

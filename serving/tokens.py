@@ -1,0 +1,85 @@
+"""Count prompt tokens the way the engine will: vLLM's `/tokenize`, else a conservative estimate.
+
+The engine applies the model's chat template, so its count is exact. When `/tokenize` cannot be
+reached (another OpenAI-compatible server, a network hiccup) the estimate errs high: one token per
+three ASCII characters and one per byte of anything else, plus a per-message template overhead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import httpx
+
+from serving.endpoint import Endpoint
+
+Message = Mapping[str, str]
+
+TOKENIZE_TIMEOUT_S = 10.0
+# The chat template wraps every message in role markers; SmolLM2's adds ~5 tokens, Qwen's ~6.
+TEMPLATE_TOKENS_PER_MESSAGE = 8
+TEMPLATE_TOKENS_PER_PROMPT = 8
+ASCII_CHARS_PER_TOKEN = 3
+
+
+class TokenCounter(Protocol):
+    """Counts the tokens a chat prompt takes once the engine applies its chat template."""
+
+    async def count(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens for `messages`, including the generation prompt."""
+        ...
+
+
+def estimate_text_tokens(text: str) -> int:
+    """A conservative token count for `text`: ASCII at 3 chars a token, other bytes 1 each."""
+    ascii_chars = sum(1 for char in text if char.isascii())
+    other_bytes = len(text.encode("utf-8")) - ascii_chars
+    return math.ceil(ascii_chars / ASCII_CHARS_PER_TOKEN) + other_bytes
+
+
+def estimate_tokens(messages: Sequence[Message]) -> int:
+    """A conservative token count for a chat prompt, for when the engine cannot count."""
+    body = sum(estimate_text_tokens(m.get("content", "")) for m in messages)
+    return body + TEMPLATE_TOKENS_PER_MESSAGE * len(messages) + TEMPLATE_TOKENS_PER_PROMPT
+
+
+class EstimatingTokenCounter:
+    """A TokenCounter that never calls the engine (tests, engines without `/tokenize`)."""
+
+    async def count(self, messages: Sequence[Message]) -> int:
+        """The conservative estimate for `messages`."""
+        return estimate_tokens(messages)
+
+
+class EngineTokenCounter:
+    """A TokenCounter that asks the engine's `/tokenize`, falling back to the estimate."""
+
+    def __init__(self, endpoint: Endpoint, timeout_s: float = TOKENIZE_TIMEOUT_S) -> None:
+        self._endpoint = endpoint
+        self._timeout_s = timeout_s
+        self._unavailable = False
+
+    @property
+    def exact(self) -> bool:
+        """False once `/tokenize` failed and counts became estimates."""
+        return not self._unavailable
+
+    async def count(self, messages: Sequence[Message]) -> int:
+        """The engine's count for `messages`; the estimate if `/tokenize` does not answer."""
+        if self._unavailable:
+            return estimate_tokens(messages)
+        payload = {"model": self._endpoint.model, "messages": [dict(m) for m in messages]}
+        headers = {"Authorization": f"Bearer {self._endpoint.api_key}"}
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout_s) as client:
+                response = await client.post(
+                    self._endpoint.root_url + "/tokenize", json=payload, headers=headers
+                )
+                response.raise_for_status()
+                return int(response.json()["count"])
+        except (httpx.HTTPError, KeyError, ValueError, TypeError):
+            # An engine without /tokenize stays without it: stop asking for this run.
+            self._unavailable = True
+            return estimate_tokens(messages)
