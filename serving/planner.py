@@ -25,13 +25,16 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from serving.embedded_model import EMBEDDED_MODEL_NAME
 from serving.errors import ConfigError, FawnError
 from serving.profiles import EMBEDDED_PROFILE, Profile, load_profile, profile_names
+
+if TYPE_CHECKING:
+    from serving.gpu import GpuReading
 
 MODELS_FILE = Path(__file__).with_name("models.yaml")
 
@@ -488,22 +491,39 @@ def _lighter_checkpoints(plan: MemoryPlan) -> list[ModelSpec]:
 
 
 def plan_profile(
-    profile: Profile, gpu_memory_bytes: int | None, gpu_memory_used_bytes: int = 0
+    profile: Profile,
+    gpu_memory_bytes: int | None,
+    *,
+    gpu_memory_used_bytes: int = 0,
+    gpu_name: str = "",
 ) -> MemoryPlan:
     """Plan a profile on a GPU of `gpu_memory_bytes` (the embedded CPU profile ignores it)."""
-    return plan_memory(request_for_profile(profile, gpu_memory_bytes, gpu_memory_used_bytes))
+    request = request_for_profile(
+        profile, gpu_memory_bytes, gpu_memory_used_bytes=gpu_memory_used_bytes, gpu_name=gpu_name
+    )
+    return plan_memory(request)
 
 
-def plan_launch(
-    profile: Profile, gpu_memory_bytes: int | None, gpu_memory_used_bytes: int = 0
-) -> MemoryPlan:
-    """The plan for launching `profile` on this machine; raises when vLLM would not start."""
-    if gpu_memory_bytes is None and not is_cpu_profile(profile):
-        raise ConfigError(
-            f"Profile {profile.name!r} needs an NVIDIA GPU and none was found. Use the "
-            f"{EMBEDDED_PROFILE} profile, or launch anyway with `fawn serve --force`."
+def plan_launch(profile: Profile, gpu: GpuReading | None) -> MemoryPlan:
+    """The plan for launching `profile` on this machine's first GPU (None: no GPU).
+
+    Raises PlanDoesNotFit when vLLM would not start, and ConfigError for a GPU profile on a
+    machine without a GPU. The embedded profile always plans against the CPU KV space.
+    """
+    if gpu is None:
+        if not is_cpu_profile(profile):
+            raise ConfigError(
+                f"Profile {profile.name!r} needs an NVIDIA GPU and none was found. Use the "
+                f"{EMBEDDED_PROFILE} profile, or launch anyway with `fawn serve --force`."
+            )
+        plan = plan_profile(profile, None)
+    else:
+        plan = plan_profile(
+            profile,
+            gpu.memory_total_bytes,
+            gpu_memory_used_bytes=gpu.memory_used_bytes,
+            gpu_name=gpu.name,
         )
-    plan = plan_profile(profile, gpu_memory_bytes, gpu_memory_used_bytes)
     if not plan.fits:
         raise PlanDoesNotFit(plan)
     return plan
@@ -515,7 +535,11 @@ def is_cpu_profile(profile: Profile) -> bool:
 
 
 def request_for_profile(
-    profile: Profile, gpu_memory_bytes: int | None, gpu_memory_used_bytes: int = 0
+    profile: Profile,
+    gpu_memory_bytes: int | None,
+    *,
+    gpu_memory_used_bytes: int = 0,
+    gpu_name: str = "",
 ) -> PlanRequest:
     """Read a profile's memory knobs, filling what it leaves out with vLLM's own defaults."""
     options = profile.options
@@ -541,6 +565,7 @@ def request_for_profile(
         block_size=_optional_int(options.get("block-size")),
         enforce_eager=bool(options.get("enforce-eager", False)),
         kv_cache_memory_bytes=CPU_KV_CACHE_BYTES if on_cpu else kv_bytes,
+        gpu_name="" if on_cpu else gpu_name,
     )
 
 

@@ -1,18 +1,40 @@
-"""`fawn serve`: launch vLLM from a profile; `fawn serve prepare`: convert the embedded model."""
+"""`fawn serve`: launch vLLM from a profile; `plan`: will it fit; `prepare`: the embedded model.
+
+`fawn serve` plans the profile against the first GPU before launching and refuses one that does
+not fit, or a GPU profile on a machine without a GPU; `--force` skips that check and leaves the
+verdict to vLLM (the planner is an estimate).
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import replace
 from types import FrameType
+from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from app.cli.errors import fail
 from app.settings import load_settings
 from serving.embedded_model import prepare_embedded_model
 from serving.engine import default_profile_name, start_engine, wait_until_healthy
-from serving.profiles import load_profile
+from serving.planner import (
+    MemoryPlan,
+    PlanDoesNotFit,
+    PlanRequest,
+    Quantization,
+    find_model,
+    format_bytes,
+    parse_size,
+    plan_launch,
+    plan_memory,
+    reference_gpu,
+    request_for_profile,
+)
+from serving.profiles import Profile, load_profile
 
 app = typer.Typer(help="Serve the model Fawn talks to.", no_args_is_help=False)
 console = Console()
@@ -26,6 +48,9 @@ def serve(
     ),
     host: str = typer.Option("127.0.0.1", help="Address the engine binds to."),
     port: int = typer.Option(8000, help="Port the engine listens on."),
+    force: bool = typer.Option(
+        False, "--force", help="Launch even if the memory planner says it does not fit."
+    ),
 ) -> None:
     """Start vLLM on a profile, wait until it is healthy, and run until Ctrl-C.
 
@@ -35,7 +60,8 @@ def serve(
         return
     settings = load_settings()
     chosen = load_profile(profile or settings.engine.profile or default_profile_name())
-    _check_plan(chosen)
+    if not force:
+        _check_plan(chosen)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -83,5 +109,143 @@ def _tick(status: object, name: str, elapsed: float, stop: threading.Event) -> N
     status.update(f"Starting {name} ... {elapsed:.0f} s")  # type: ignore[attr-defined]
 
 
-def _check_plan(profile: object) -> None:
+def _check_plan(profile: Profile) -> None:
     """Refuse to launch a profile the memory planner says does not fit."""
+    from serving.gpu import read_gpus
+
+    gpus = read_gpus()
+    plan = plan_launch(profile, gpus[0] if gpus else None)
+    console.print(
+        f"Plan: {plan.kv_capacity_tokens:,} tokens of KV cache on {plan.request.device}, "
+        f"{plan.max_concurrency:.1f} sequences of {plan.request.max_model_len:,} tokens at once."
+    )
+
+
+@app.command()
+def plan(
+    profile: str | None = typer.Option(None, help="Profile name or YAML path to plan."),
+    model: str | None = typer.Option(
+        None, help="Model to plan: a name from serving/models.yaml or its hub id."
+    ),
+    gpu_memory: str | None = typer.Option(
+        None,
+        help="GPU memory, e.g. 24GiB (2^30) or 24GB (10^9). "
+        "Default: the detected GPU, else the card a profile is sized for.",
+    ),
+    kv_cache_dtype: str | None = typer.Option(None, help="auto (the model's dtype) or fp8."),
+    max_model_len: int | None = typer.Option(None, help="Longest sequence, in tokens."),
+    max_num_seqs: int | None = typer.Option(None, help="Most sequences running at once."),
+    gpu_memory_utilization: float | None = typer.Option(
+        None, help="Share of the GPU vLLM reserves (weights, overhead and KV cache)."
+    ),
+    quantization: Annotated[
+        Quantization | None,
+        typer.Option(help="Weight format; default: how the checkpoint stores them."),
+    ] = None,
+) -> None:
+    """Show where a model's GPU memory goes and whether it fits, without launching anything.
+
+    With --model, unset knobs take the 24 GB seed settings: max-model-len 8192, 8 sequences,
+    gpu-memory-utilization 0.9. Exits 2 with the reason and the fixes when it does not fit.
+
+    Example: fawn serve plan --model qwen3-4b-instruct-2507 --gpu-memory 24GiB --kv-cache-dtype fp8
+    """
+    if (profile is None) == (model is None):
+        raise fail("Pass either --profile NAME or --model NAME (see `fawn serve plan --help`).")
+    knobs = {
+        "kv_cache_dtype": kv_cache_dtype,
+        "max_model_len": max_model_len,
+        "max_num_seqs": max_num_seqs,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "quantization": quantization,
+    }
+    base = _profile_request(profile, gpu_memory) if profile else _model_request(model, gpu_memory)
+    result = plan_memory(replace(base, **{k: v for k, v in knobs.items() if v is not None}))
+    console.print(_plan_table(result))
+    if not result.fits:
+        raise PlanDoesNotFit(result)
+    console.print(f"[green]Fits[/] {result.request.device}.")
+
+
+def _model_request(model: str | None, gpu_memory: str | None) -> PlanRequest:
+    spec = find_model(model or "")
+    memory, name = _gpu_memory(gpu_memory)
+    if memory is None:
+        raise fail("No GPU detected: pass the card's memory, e.g. --gpu-memory 24GiB.")
+    return PlanRequest(spec, gpu_memory_bytes=memory, gpu_name=name)
+
+
+def _profile_request(profile: str, gpu_memory: str | None) -> PlanRequest:
+    chosen = load_profile(profile)
+    memory, name = _gpu_memory(gpu_memory)
+    if memory is None and (target := reference_gpu(chosen.name)) is not None:
+        memory, name = target.memory_bytes, target.name
+    return request_for_profile(chosen, memory, gpu_name=name)
+
+
+def _gpu_memory(text: str | None) -> tuple[int | None, str]:
+    """The memory to plan for: the option, else the first detected GPU, else none."""
+    if text is not None:
+        return parse_size(text), ""
+    from serving.gpu import read_gpus
+
+    gpus = read_gpus()
+    return (gpus[0].memory_total_bytes, gpus[0].name) if gpus else (None, "")
+
+
+def _plan_table(plan: MemoryPlan) -> Table:
+    request, spec = plan.request, plan.request.model
+    table = Table(title=f"{spec.name} ({spec.hf_id}) on {request.device}")
+    table.add_column("Quantity", style="bold", no_wrap=True)
+    table.add_column("Value", justify="right", no_wrap=True)
+    table.add_column("How")
+    overhead = plan.overhead
+    table.add_row(
+        "Weights",
+        format_bytes(plan.weight_bytes),
+        f"{spec.parameters:,} parameters as {request.weight_quantization}",
+    )
+    table.add_row(
+        "Overhead",
+        format_bytes(overhead.total_bytes),
+        f"runtime {format_bytes(overhead.runtime_bytes)}, "
+        f"CUDA graphs {format_bytes(overhead.cuda_graph_bytes)}, "
+        f"activations {format_bytes(overhead.activation_bytes)}, "
+        f"sampler {format_bytes(overhead.sampler_bytes)}",
+    )
+    if plan.budget_bytes is not None:
+        table.add_row(
+            "Budget",
+            format_bytes(plan.budget_bytes),
+            f"{format_bytes(request.gpu_memory_bytes or 0)} x gpu-memory-utilization "
+            f"{request.gpu_memory_utilization:.2f}",
+        )
+        kv_how = "budget - weights - overhead"
+    else:
+        kv_how = "fixed space set for the engine"
+    table.add_row("KV cache", format_bytes(plan.kv_cache_bytes), kv_how)
+    element = plan.kv_bytes_per_token // (2 * spec.layers * spec.kv_heads * spec.head_dim)
+    kv_dtype = request.kv_cache_dtype
+    if kv_dtype == "auto":
+        kv_dtype = f"auto = {'bf16' if element == 2 else 'fp32'}"
+    table.add_row(
+        "KV per token",
+        f"{plan.kv_bytes_per_token:,} bytes",
+        f"2 x {spec.layers} layers x {spec.kv_heads} KV heads x {spec.head_dim} head_dim "
+        f"x {element} byte{'s' if element > 1 else ''} ({kv_dtype})",
+    )
+    table.add_row(
+        "KV capacity", f"{plan.kv_capacity_tokens:,} tokens", f"blocks of {plan.block_size}"
+    )
+    table.add_row(
+        "Max concurrency",
+        f"{plan.max_concurrency:.2f}x",
+        f"sequences of max-model-len {request.max_model_len:,} at once "
+        f"(max-num-seqs {request.max_num_seqs})",
+    )
+    table.add_row(
+        "Headroom",
+        format_bytes(plan.headroom_bytes),
+        f"KV cache beyond one {request.max_model_len:,}-token sequence",
+    )
+    return table
