@@ -28,7 +28,14 @@ from serving.endpoint import Endpoint
 from serving.errors import BudgetTimeout, EngineError
 from serving.observability import gate_metrics
 from serving.settings import LLMSettings
-from serving.transport import GatedAsyncTransport, GatedTransport, KvEstimate, RetryPolicy
+from serving.transport import (
+    GatedAsyncTransport,
+    GatedTransport,
+    KvEstimate,
+    RetryPolicy,
+    estimate_prompt_tokens,
+    estimate_text_tokens,
+)
 from tests.conftest import free_port
 
 COMPLETION = {
@@ -237,15 +244,34 @@ async def test_an_unread_response_holds_its_slot_until_closed() -> None:
         assert budget.snapshot().total_in_flight == 0
 
 
-def test_the_kv_estimate_over_counts_the_prompt_and_adds_the_completion_cap() -> None:
-    question = "What is the capital of France? " * 10
-    body = json.dumps(
-        {"messages": [{"role": "user", "content": question}], "max_completion_tokens": 100}
-    ).encode()
-    estimate = KvEstimate(default_max_tokens=1024, max_model_len=4096)(body)
-    # ~310 characters: well over a quarter of them as tokens, plus the cap of 100.
-    assert 310 // 4 + 100 < estimate < 310 // 2 + 100
-    uncapped = json.dumps({"messages": [{"role": "user", "content": question}]}).encode()
-    assert KvEstimate(default_max_tokens=1024)(uncapped) > 1024
+def test_the_kv_estimate_is_the_prompt_estimate_plus_the_completion_cap() -> None:
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    prompt = estimate_prompt_tokens({"messages": messages})
+    capped = json.dumps({"messages": messages, "max_completion_tokens": 100}).encode()
+    uncapped = json.dumps({"messages": messages}).encode()
+    assert KvEstimate(default_max_tokens=1024)(capped) == prompt + 100
+    assert KvEstimate(default_max_tokens=1024)(uncapped) == prompt + 1024
+    # An uncapped request may run to the end of the context, and nothing runs past it.
     assert KvEstimate(max_model_len=4096)(uncapped) == 4096
+    assert KvEstimate(default_max_tokens=8000, max_model_len=4096)(uncapped) == 4096
     assert KvEstimate()(b"not json") == 0
+
+
+def test_the_prompt_estimate_counts_text_parts_tool_calls_and_tool_schemas() -> None:
+    text = "Find the year Arthur's Magazine was founded."
+    plain = estimate_prompt_tokens({"messages": [{"role": "user", "content": text}]})
+    parts = estimate_prompt_tokens(
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]}
+    )
+    tool = {"type": "function", "function": {"name": "web_search", "parameters": {}}}
+    with_tools = estimate_prompt_tokens(
+        {"messages": [{"role": "user", "content": text}], "tools": [tool]}
+    )
+    assert parts == plain
+    assert with_tools > plain + 20
+
+
+def test_digits_and_punctuation_count_more_than_letters() -> None:
+    assert estimate_text_tokens("1234567890") == 10
+    assert estimate_text_tokens("abcdefghij") == pytest.approx(10 / 3)
+    assert estimate_text_tokens("北京") == 6
