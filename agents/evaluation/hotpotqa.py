@@ -27,11 +27,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 from urllib.parse import unquote
 
 from pydantic import BaseModel, Field, ValidationError
 
+from agents.config import ResearchOptions
+from agents.research import ResearchResult, run_research
+from agents.runtime import Runtime
 from serving.errors import ConfigError
 
 WIKIPEDIA_PREFIX = "https://en.wikipedia.org/wiki/"
@@ -209,33 +212,10 @@ def title_recall_precision(found: Iterable[str], gold: Iterable[str]) -> tuple[f
 # ---- results -------------------------------------------------------------------------------
 
 
-class SourceLike(Protocol):
-    """What the eval reads from one source of a research result."""
-
-    @property
-    def url(self) -> str: ...
-    @property
-    def cited(self) -> bool: ...
-
-
-class ResearchOutcome(Protocol):
-    """What the eval reads from a research result."""
-
-    @property
-    def report(self) -> str: ...
-    @property
-    def answer(self) -> str: ...
-    @property
-    def sources(self) -> Sequence[SourceLike]: ...
-    @property
-    def llm_calls(self) -> int: ...
-    @property
-    def prompt_tokens(self) -> int: ...
-    @property
-    def completion_tokens(self) -> int: ...
-
-
-Research = Callable[[str], Awaitable[ResearchOutcome]]
+Research = Callable[[str], Awaitable[ResearchResult]]
+# The eval measures the pipeline as a user would run it offline: the plan accepted as made, the
+# local corpus searched, no code run (HotpotQA needs none, and it keeps runs comparable).
+EVAL_OPTIONS = ResearchOptions(auto_accept_plan=True, provider="local", enable_coder=False)
 
 
 class QuestionResult(BaseModel):
@@ -312,7 +292,7 @@ class EvalResults(BaseModel):
         return self.model_copy(update={"rows": rows, "totals": summarize(rows)})
 
 
-def score(question: Question, outcome: ResearchOutcome, wall_s: float) -> QuestionResult:
+def score(question: Question, outcome: ResearchResult, wall_s: float) -> QuestionResult:
     """Score one research result against the question's gold answer and supporting titles."""
     cited = _titles(source.url for source in outcome.sources if source.cited)
     found = _titles(source.url for source in outcome.sources)
@@ -418,6 +398,15 @@ def write_results(results: EvalResults, out: Path) -> None:
 
 
 # ---- the runner ----------------------------------------------------------------------------
+
+
+def pipeline(runtime: Runtime, options: ResearchOptions = EVAL_OPTIONS) -> Research:
+    """The research pipeline as the eval calls it, on `runtime`."""
+
+    async def research(question: str) -> ResearchResult:
+        return await run_research(question, options, runtime)
+
+    return research
 
 
 async def evaluate(question: Question, research: Research) -> QuestionResult:

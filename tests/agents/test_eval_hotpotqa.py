@@ -17,32 +17,38 @@ from agents.evaluation.hotpotqa import (
     run_eval,
     wikipedia_url,
 )
+from agents.research import ResearchResult
 from agents.sources import Source, new_source
+from agents.state import Route
 from serving.errors import ConfigError, EngineError
 
 MODEL = "smollm2-135m-instruct"
 
 
-@dataclass
-class ScriptedOutcome:
-    """Stands in for a research result: only the fields the eval reads."""
-
-    answer: str
-    sources: list[Source]
-    report: str = ""
-    llm_calls: int = 4
-    prompt_tokens: int = 1000
-    completion_tokens: int = 200
+def outcome(answer: str, sources: list[Source], report: str = "") -> ResearchResult:
+    """A research result as the pipeline returns it, with scripted content."""
+    return ResearchResult(
+        question="scripted",
+        route=Route.RESEARCH,
+        report=report or f"## Answer\n\n{answer}",
+        answer=answer,
+        sources=sources,
+        plan=None,
+        llm_calls=4,
+        prompt_tokens=1000,
+        completion_tokens=200,
+        wall_s=1.0,
+    )
 
 
 @dataclass
 class ScriptedResearch:
     """Answers each question from a script; a scripted exception is raised instead."""
 
-    script: dict[str, ScriptedOutcome | Exception]
+    script: dict[str, ResearchResult | Exception]
     asked: list[str] = field(default_factory=list)
 
-    async def __call__(self, question: str) -> ScriptedOutcome:
+    async def __call__(self, question: str) -> ResearchResult:
         self.asked.append(question)
         reply = self.script[question]
         if isinstance(reply, Exception):
@@ -85,13 +91,13 @@ async def test_runner_scores_each_question_and_records_a_failure_as_zero(
     good, bad, partial = questions
     research = ScriptedResearch(
         {
-            good.question: ScriptedOutcome(
+            good.question: outcome(
                 answer="Yes, both were American [1].",
                 report="## Answer\nYes, both were American [1].",
                 sources=[_source("Scott Derrickson", cited=True), _source("Ed Wood", cited=True)],
             ),
             bad.question: EngineError("The engine at http://127.0.0.1:1/v1 went away."),
-            partial.question: ScriptedOutcome(
+            partial.question: outcome(
                 answer="The series is The Hork-Bajir Chronicles.",
                 report="It is a companion to Animorphs.",
                 sources=[
@@ -140,7 +146,7 @@ async def test_rerun_skips_finished_questions_and_retries_failed_ones(
     questions: list[Question], hotpotqa_path: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "results.json"
-    answers = {q.question: ScriptedOutcome(answer=q.answer, sources=[]) for q in questions}
+    answers = {q.question: outcome(answer=q.answer, sources=[]) for q in questions}
     first = ScriptedResearch({**answers, questions[1].question: EngineError("down")})
     await run_eval(questions[:2], first, open_results(out, hotpotqa_path, MODEL), out)
     assert first.asked == [q.question for q in questions[:2]]
@@ -158,7 +164,7 @@ async def test_resume_refuses_results_of_another_model(
     questions: list[Question], hotpotqa_path: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "results.json"
-    research = ScriptedResearch({questions[0].question: ScriptedOutcome("yes", [])})
+    research = ScriptedResearch({questions[0].question: outcome("yes", [])})
     await run_eval(questions[:1], research, open_results(out, hotpotqa_path, MODEL), out)
     with pytest.raises(ConfigError, match="another --out"):
         open_results(out, hotpotqa_path, "qwen3-4b")
