@@ -9,10 +9,12 @@ held; 4xx answers and read timeouts are not (resending would only add load).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -150,7 +152,7 @@ class GatedAsyncTransport(httpx.AsyncBaseTransport):
         self._call_class = call_class
         self._estimate = estimate or KvEstimate()
         self._retry = retry or RetryPolicy()
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._inner = inner or httpx.AsyncHTTPTransport(verify=_ssl_context())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Take a slot, send with retries, and release the slot when the body is done."""
@@ -210,7 +212,7 @@ class GatedTransport(httpx.BaseTransport):
         self._call_class = call_class
         self._estimate = estimate or KvEstimate()
         self._retry = retry or RetryPolicy()
-        self._inner = inner or httpx.HTTPTransport()
+        self._inner = inner or httpx.HTTPTransport(verify=_ssl_context())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Take a slot, send with retries, and release the slot when the body is done."""
@@ -252,6 +254,12 @@ class GatedTransport(httpx.BaseTransport):
     def close(self) -> None:
         """Close the connection pool underneath."""
         self._inner.close()
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every transport: building one per chat model costs ~50 ms."""
+    return httpx.create_ssl_context()
 
 
 class _ReleasingAsyncStream(httpx.AsyncByteStream):
