@@ -22,7 +22,13 @@ from serving.budget import Budget, CallClass
 from serving.endpoint import Endpoint
 from serving.errors import EngineError, FawnError
 from serving.settings import LLMSettings
-from serving.transport import GatedAsyncTransport, GatedTransport, KvEstimate, RetryPolicy
+from serving.transport import (
+    PROMPT_TOKENS_HEADER,
+    GatedAsyncTransport,
+    GatedTransport,
+    KvEstimate,
+    RetryPolicy,
+)
 
 
 class GatedChatOpenAI(ChatOpenAI):
@@ -62,8 +68,13 @@ def chat_model(
     *,
     max_tokens: int | None = None,
     temperature: float | None = None,
+    prompt_tokens: int | None = None,
 ) -> ChatOpenAI:
-    """A chat model on `endpoint` whose calls take `call_class` slots in `budget`."""
+    """A chat model on `endpoint` whose calls take `call_class` slots in `budget`.
+
+    `prompt_tokens`, the engine's own count of the prompt where the caller has it, makes the
+    gate's KV admission exact instead of a deliberate over-estimate.
+    """
     completion_cap = max_tokens or llm.max_tokens
     estimate = KvEstimate(default_max_tokens=completion_cap, max_model_len=endpoint.max_model_len)
     retry = RetryPolicy(retries=llm.retries)
@@ -92,6 +103,7 @@ def chat_model(
         timeout=llm.timeout_s,
         max_retries=0,
         use_responses_api=False,
+        default_headers={PROMPT_TOKENS_HEADER: str(prompt_tokens)} if prompt_tokens else None,
         http_client=sync_client,
         http_async_client=async_client,
     )

@@ -36,6 +36,9 @@ LETTER_TOKENS = 1 / 3
 # system prompt some templates add, and the generation prompt).
 MESSAGE_OVERHEAD_TOKENS = 8
 PROMPT_OVERHEAD_TOKENS = 32
+# A caller that counted its prompt with the engine's tokenizer passes the count in this header
+# (see `chat_model(prompt_tokens=...)`); the transport takes it off before sending.
+PROMPT_TOKENS_HEADER = "x-fawn-prompt-tokens"
 RETRYABLE_ERRORS = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
@@ -65,15 +68,18 @@ class KvEstimate:
     default_max_tokens: int | None = None
     max_model_len: int | None = None
 
-    def __call__(self, body: bytes) -> int:
-        """KV tokens the request may occupy; 0 for a body that is not a completion request."""
+    def __call__(self, body: bytes, prompt_tokens: int | None = None) -> int:
+        """KV tokens the request may occupy; 0 for a body that is not a completion request.
+
+        `prompt_tokens` is an exact count (the engine's tokenizer) where the caller has one.
+        """
         try:
             payload = json.loads(body) if body else None
         except ValueError:
             return 0
         if not isinstance(payload, dict):
             return 0
-        prompt = estimate_prompt_tokens(payload)
+        prompt = estimate_prompt_tokens(payload) if prompt_tokens is None else prompt_tokens
         completion = payload.get("max_completion_tokens") or payload.get("max_tokens")
         if not isinstance(completion, int):
             completion = self.default_max_tokens
@@ -144,7 +150,7 @@ class GatedAsyncTransport(httpx.AsyncBaseTransport):
         budget: Budget,
         call_class: CallClass,
         *,
-        estimate: Callable[[bytes], int] | None = None,
+        estimate: KvEstimate | None = None,
         retry: RetryPolicy | None = None,
         inner: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -157,7 +163,9 @@ class GatedAsyncTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Take a slot, send with retries, and release the slot when the body is done."""
         body = await request.aread()
-        slot = await self._budget.acquire(self._call_class, self._estimate(body))
+        slot = await self._budget.acquire(
+            self._call_class, self._estimate(body, _take_prompt_tokens(request))
+        )
         try:
             response = await self._send(request)
         except BaseException:
@@ -204,7 +212,7 @@ class GatedTransport(httpx.BaseTransport):
         budget: Budget,
         call_class: CallClass,
         *,
-        estimate: Callable[[bytes], int] | None = None,
+        estimate: KvEstimate | None = None,
         retry: RetryPolicy | None = None,
         inner: httpx.BaseTransport | None = None,
     ) -> None:
@@ -217,7 +225,9 @@ class GatedTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Take a slot, send with retries, and release the slot when the body is done."""
         body = request.read()
-        slot = self._budget.acquire_sync(self._call_class, self._estimate(body))
+        slot = self._budget.acquire_sync(
+            self._call_class, self._estimate(body, _take_prompt_tokens(request))
+        )
         try:
             response = self._send(request)
         except BaseException:
@@ -254,6 +264,15 @@ class GatedTransport(httpx.BaseTransport):
     def close(self) -> None:
         """Close the connection pool underneath."""
         self._inner.close()
+
+
+def _take_prompt_tokens(request: httpx.Request) -> int | None:
+    """The caller's exact prompt count, removed from the request the engine will see."""
+    value = request.headers.pop(PROMPT_TOKENS_HEADER, None)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 @functools.cache

@@ -22,13 +22,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from serving.budget import Budget, CallClass
+from serving.budget import Budget, CallClass, KvCapacity
 from serving.client import chat_model
 from serving.endpoint import Endpoint
 from serving.errors import BudgetTimeout, EngineError
 from serving.observability import gate_metrics
 from serving.settings import LLMSettings
 from serving.transport import (
+    PROMPT_TOKENS_HEADER,
     GatedAsyncTransport,
     GatedTransport,
     KvEstimate,
@@ -61,9 +62,11 @@ class ScriptedServer:
     base_url: str
     statuses: list[int] = field(default_factory=list)
     bodies: list[dict[str, object]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
 
     async def handle(self, request: Request) -> JSONResponse:
         self.bodies.append(json.loads(await request.body()))
+        self.headers.append(dict(request.headers))
         status = self.statuses.pop(0) if self.statuses else 200
         if status != 200:
             return JSONResponse({"error": {"message": f"scripted {status}"}}, status_code=status)
@@ -126,6 +129,22 @@ def test_explicit_max_tokens_and_temperature_win_over_the_defaults(server: Scrip
     model.invoke("hi")
     assert server.bodies[0]["max_completion_tokens"] == 64
     assert server.bodies[0]["temperature"] == 0.0
+
+
+def test_an_exact_prompt_count_sizes_the_kv_reservation(server: ScriptedServer) -> None:
+    budget = new_budget(kv_capacity=KvCapacity(blocks=1000, block_size=16))
+    model = chat_model(
+        endpoint_for(server),
+        fast_llm(),
+        budget,
+        CallClass.RESEARCH,
+        max_tokens=100,
+        prompt_tokens=500,
+    )
+    model.invoke("What is the capital of France?")
+    # 500 + 100 tokens round up to 38 blocks of 16; the hint never reaches the engine.
+    assert budget.snapshot().peak_kv_tokens == 38 * 16
+    assert PROMPT_TOKENS_HEADER not in server.headers[0]
 
 
 async def test_sync_and_async_invocations_both_go_through_the_gate(server: ScriptedServer) -> None:
