@@ -6,13 +6,9 @@ import asyncio
 from contextlib import ExitStack
 
 import typer
-from langchain_core.messages import HumanMessage
 from rich.console import Console
 
-from app.services import open_services
 from app.settings import load_settings
-from serving.budget import CallClass
-from serving.client import chat_model
 
 console = Console()
 
@@ -25,6 +21,11 @@ def chat(
 
     Example: fawn chat "What is the capital of France?"
     """
+    # Imported here so that every other command starts without loading langchain.
+    from app.services import open_services
+    from serving.budget import CallClass
+    from serving.client import chat_model
+
     settings = load_settings()
     with ExitStack() as stack:
         with console.status("Connecting to the engine ...") as status:
@@ -42,6 +43,8 @@ def chat(
 
 
 async def _stream(model: object, question: str) -> None:
+    from langchain_core.messages import HumanMessage
+
     async for chunk in model.astream([HumanMessage(question)]):  # type: ignore[attr-defined]
         console.print(chunk.content, end="", highlight=False, soft_wrap=True)
     console.print()

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agents.config import ResearchOptions
+
 
 class JobStatus(StrEnum):
     """Where a job is in its life; the last three are final."""
@@ -25,6 +27,12 @@ class JobStatus(StrEnum):
     def is_final(self) -> bool:
         """True once the job will not change again (unless retried)."""
         return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobOptions(ResearchOptions):
+    """A job's options: the research run's, plus what happens after the report."""
+
+    podcast: bool = Field(default=False, description="Make a two-host audio summary afterwards.")
 
 
 class Job(BaseModel):
