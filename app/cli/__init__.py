@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import chat, corpus, doctor, eval, research, sandbox, serve
+from app.cli import api, chat, corpus, doctor, eval, research, sandbox, serve
 from app.cli.errors import run_cli
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(eval.app, name="eval")
 app.command("doctor")(doctor.doctor)
 app.command("research")(research.research)
 app.command("chat")(chat.chat)
+app.command("api")(api.api)
 
 
 def main() -> None:

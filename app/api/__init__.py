@@ -1,0 +1,1 @@
+"""The REST API: research jobs, their live events and reports, the corpus, health."""

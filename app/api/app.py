@@ -1,0 +1,60 @@
+"""`create_app(settings)`: the FastAPI application, its shared objects in lifespan state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from agents.graph import sqlite_checkpointer
+from app.api import health, research
+from app.api.auth import check_bind_is_safe, require_api_key
+from app.api.errors import install_error_handlers
+from app.jobs.runner import LocalJobRunner
+from app.jobs.store import SqliteJobStore
+from app.services import open_services
+from app.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API; refuses a non-loopback bind without an API key.
+
+    On start-up it connects to the engine (starting the embedded one if no base URL is set),
+    opens the job store, and resumes the jobs a previous process left unfinished.
+    """
+    check_bind_is_safe(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        services_context = open_services(settings)
+        services = await asyncio.to_thread(services_context.__enter__)
+        store = SqliteJobStore(settings.data_dir / "jobs.sqlite3")
+        runner = LocalJobRunner(
+            store,
+            services.runtime,
+            lambda: sqlite_checkpointer(settings.data_dir / "checkpoints.sqlite3"),
+        )
+        app.state.services, app.state.store, app.state.runner = services, store, runner
+        runner.resume_unfinished()
+        try:
+            yield
+        finally:
+            await runner.shutdown()
+            store.close()
+            await asyncio.to_thread(services_context.__exit__, None, None, None)
+
+    app = FastAPI(
+        title="Fawn",
+        summary="Self-hosted deep research: submit questions, follow them live, read reports.",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(require_api_key)],
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(research.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,215 @@
+"""The job runner: executes queued jobs through the research graph, one budget for all.
+
+Each job is a LangGraph thread (thread id = job id) checkpointed in SQLite, so a job interrupted
+by a crash or a restart resumes from its last completed step: nothing done is lost or redone.
+Events go to the job's event log as they happen; the job's status follows the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from agents.config import ResearchOptions
+from agents.events import Done, ErrorEvent, ResearchEvent
+from agents.research import ResearchResult, resume_research, run_research
+from agents.runtime import Runtime
+from agents.state import Plan, PlanReview
+from app.jobs.models import Job, JobOptions, JobStatus
+from app.jobs.store import JobStore
+from serving.errors import FawnError
+
+logger = logging.getLogger(__name__)
+DEFAULT_CONCURRENT_JOBS = 4
+# The status a job enters when the run reports an event of this kind.
+_STATUS_BY_EVENT = {
+    "step_started": JobStatus.RESEARCHING,
+    "report_chunk": JobStatus.REPORTING,
+}
+CheckpointerFactory = Callable[[], AbstractAsyncContextManager[BaseCheckpointSaver]]
+
+
+class JobRunner(Protocol):
+    """What the API and CLI ask of the runner."""
+
+    def submit(self, job: Job) -> None:
+        """Start (or resume) a job in the background."""
+
+    async def cancel(self, job_id: str) -> None:
+        """Stop a job; it ends as cancelled."""
+
+    async def review_plan(self, job_id: str, steps: list[dict[str, Any]] | None) -> None:
+        """Resume a job awaiting plan review: accept (None) or replace the steps."""
+
+
+def research_options(options: dict[str, Any]) -> ResearchOptions:
+    """The graph's options for a job's stored options."""
+    job_options = JobOptions.model_validate(options)
+    return ResearchOptions(**job_options.model_dump(exclude={"podcast"}))
+
+
+class LocalJobRunner:
+    """Runs jobs as asyncio tasks in this process, at most `concurrency` at a time."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        runtime: Runtime,
+        checkpointer: CheckpointerFactory,
+        *,
+        concurrency: int = DEFAULT_CONCURRENT_JOBS,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self._checkpointer = checkpointer
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._reviews: dict[str, asyncio.Future[PlanReview]] = {}
+        self._stopping = False
+
+    def submit(self, job: Job) -> None:
+        """Run the job in the background (a no-op if it is already running)."""
+        if job.id in self._tasks:
+            return
+        task = asyncio.get_running_loop().create_task(self._run(job.id), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job.id, None))
+
+    def resume_unfinished(self) -> list[str]:
+        """Submit every job a previous process left unfinished; returns their ids."""
+        jobs = self.store.unfinished()
+        for job in jobs:
+            self.submit(job)
+        return [job.id for job in jobs]
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel the job's task, or mark a job that is not running as cancelled."""
+        task = self._tasks.get(job_id)
+        if task is None:
+            self._finish(job_id, JobStatus.CANCELLED, error="Cancelled before it ran.")
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def review_plan(self, job_id: str, steps: list[dict[str, Any]] | None) -> None:
+        """Answer the plan review the job is waiting for."""
+        waiting = self._reviews.get(job_id)
+        if waiting is None or waiting.done():
+            raise FawnError(f"Job {job_id} is not waiting for a plan review in this process.")
+        review = PlanReview() if steps is None else PlanReview(action="edit", steps=steps)
+        waiting.set_result(review)
+        await asyncio.to_thread(self.store.update, job_id, status=JobStatus.RESEARCHING)
+
+    async def shutdown(self) -> None:
+        """Stop every running job without marking it: the next process resumes them."""
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait(self, job_id: str) -> None:
+        """Wait until the job's task (if any) ends."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self, job_id: str) -> None:
+        async with self._slots:
+            job = self.store.get(job_id)
+            if job is None or job.status.is_final:
+                return
+            try:
+                result = await self._research(job)
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    self._finish(job_id, JobStatus.CANCELLED, error="Cancelled.")
+                    self._log(job_id, ErrorEvent(message="The job was cancelled.", fatal=True))
+                raise
+            except FawnError as exc:
+                self._finish(job_id, JobStatus.FAILED, error=str(exc))
+            except Exception as exc:  # a bug must fail the job, not the runner
+                logger.exception("job %s crashed", job_id)
+                self._finish(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+                self._log(job_id, ErrorEvent(message=str(exc), fatal=True))
+            else:
+                self._complete(job_id, result)
+
+    async def _research(self, job: Job) -> ResearchResult:
+        attempts = job.attempts + 1
+        self.store.update(job.id, status=JobStatus.PLANNING, attempts=attempts)
+        on_event = self._event_sink(job.id)
+        review = self._reviewer(job.id)
+        async with self._checkpointer() as saver:
+            stored = await saver.aget_tuple({"configurable": {"thread_id": job.id}})
+            if stored is not None:
+                return await resume_research(
+                    job.id, self.runtime, saver, on_event=on_event, review_plan=review
+                )
+            return await run_research(
+                job.question,
+                research_options(job.options),
+                self.runtime,
+                on_event=on_event,
+                review_plan=review,
+                checkpointer=saver,
+                thread_id=job.id,
+            )
+
+    def _reviewer(self, job_id: str) -> Callable[[Plan], Any]:
+        async def review(plan: Plan) -> PlanReview:
+            future: asyncio.Future[PlanReview] = asyncio.get_running_loop().create_future()
+            self._reviews[job_id] = future
+            self.store.update(
+                job_id, status=JobStatus.AWAITING_PLAN_REVIEW, plan=plan.model_dump(mode="json")
+            )
+            self.store.append_event(job_id, "status", {"status": JobStatus.AWAITING_PLAN_REVIEW})
+            try:
+                return await future
+            finally:
+                self._reviews.pop(job_id, None)
+
+        return review
+
+    def _event_sink(self, job_id: str) -> Callable[[ResearchEvent], None]:
+        def sink(event: ResearchEvent) -> None:
+            if isinstance(event, Done):
+                return  # logged once the report is stored, so `done` means readable
+            self._log(job_id, event)
+            status = _STATUS_BY_EVENT.get(event.kind)
+            if event.kind == "plan":
+                self.store.update(job_id, plan=event.plan.model_dump(mode="json"))
+            if status is not None:
+                job = self.store.get(job_id)
+                if job is not None and job.status != status:
+                    self.store.update(job_id, status=status)
+                    self.store.append_event(job_id, "status", {"status": status})
+
+        return sink
+
+    def _log(self, job_id: str, event: ResearchEvent) -> None:
+        data = event.model_dump(mode="json")
+        self.store.append_event(job_id, data.pop("kind"), data)
+
+    def _complete(self, job_id: str, result: ResearchResult) -> None:
+        self.store.update(
+            job_id,
+            status=JobStatus.DONE,
+            report=result.report,
+            sources=[s.model_dump(mode="json") for s in result.sources],
+            plan=result.plan.model_dump(mode="json") if result.plan else None,
+            error=None,
+        )
+        self.store.append_event(job_id, "status", {"status": JobStatus.DONE})
+        self._log(job_id, Done(llm_calls=result.llm_calls, wall_s=result.wall_s))
+
+    def _finish(self, job_id: str, status: JobStatus, *, error: str) -> None:
+        if self.store.get(job_id) is None:
+            return
+        self.store.update(job_id, status=status, error=error)
+        self.store.append_event(job_id, "status", {"status": status, "error": error})
