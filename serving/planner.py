@@ -163,6 +163,8 @@ class PlanRequest:
                 f"of {self.model.native_context:,} tokens; lower it to at most that."
             )
         kv_element_bytes(self.kv_cache_dtype, self.dtype_bytes)
+        if self.gpu_memory_bytes is None and self.kv_cache_memory_bytes is None:
+            raise ConfigError("Give the GPU's memory (or, on CPU, the KV cache size) to plan.")
 
     @property
     def on_gpu(self) -> bool:
@@ -195,12 +197,8 @@ class Overhead:
     @property
     def total_bytes(self) -> int:
         """All of it."""
-        return (
-            self.runtime_bytes
-            + self.cuda_graph_bytes
-            + self.activation_bytes
-            + (self.sampler_bytes)
-        )
+        parts = (self.runtime_bytes, self.cuda_graph_bytes, self.activation_bytes)
+        return sum(parts) + self.sampler_bytes
 
 
 @dataclass(frozen=True)
@@ -544,25 +542,29 @@ def request_for_profile(
     """Read a profile's memory knobs, filling what it leaves out with vLLM's own defaults."""
     options = profile.options
     spec = find_model(profile.model)
-    if int(options.get("tensor-parallel-size", 1)) != 1:
+    if _option_int(profile, "tensor-parallel-size", 1) != 1:
         raise ConfigError(f"Profile {profile.name!r} uses tensor parallelism; plan one GPU only.")
     on_cpu = is_cpu_profile(profile)
+    if not on_cpu and gpu_memory_bytes is None:
+        raise ConfigError(f"Profile {profile.name!r} runs on a GPU: give its memory to plan it.")
     memory = None if on_cpu else gpu_memory_bytes
     # vLLM's serve defaults (engine/arg_utils.py): larger batches on cards of 70 GiB and up.
     large = memory is not None and memory >= 70 * GiB
-    kv_bytes = _optional_int(options.get("kv-cache-memory-bytes"))
+    kv_bytes = _option_int(profile, "kv-cache-memory-bytes", 0) or None
     return PlanRequest(
         model=spec,
         gpu_memory_bytes=memory,
         gpu_memory_used_bytes=0 if on_cpu else gpu_memory_used_bytes,
         gpu_memory_utilization=float(options.get("gpu-memory-utilization", 0.92)),
-        max_model_len=int(options.get("max-model-len", spec.native_context)),
-        max_num_seqs=int(options.get("max-num-seqs", 1024 if large else 256)),
-        max_num_batched_tokens=int(options.get("max-num-batched-tokens", 8192 if large else 2048)),
+        max_model_len=_option_int(profile, "max-model-len", spec.native_context),
+        max_num_seqs=_option_int(profile, "max-num-seqs", 1024 if large else 256),
+        max_num_batched_tokens=_option_int(
+            profile, "max-num-batched-tokens", 8192 if large else 2048
+        ),
         kv_cache_dtype=str(options.get("kv-cache-dtype", "auto")),
         quantization=_profile_quantization(options.get("quantization")),
         dtype_bytes=4 if str(options.get("dtype", "auto")) in ("float32", "float") else 2,
-        block_size=_optional_int(options.get("block-size")),
+        block_size=_option_int(profile, "block-size", 0) or None,
         enforce_eager=bool(options.get("enforce-eager", False)),
         kv_cache_memory_bytes=CPU_KV_CACHE_BYTES if on_cpu else kv_bytes,
         gpu_name="" if on_cpu else gpu_name,
@@ -599,8 +601,21 @@ def _profile_quantization(value: object) -> Quantization | None:
     return Quantization.FP8 if value == "fp8" else None
 
 
-def _optional_int(value: object) -> int | None:
-    return None if value is None else int(str(value))
+# vLLM reads integer options like `32k` (10^3) and `32K` (2^10).
+_VLLM_SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9, "K": 2**10, "M": 2**20, "G": 2**30}
+
+
+def _option_int(profile: Profile, key: str, default: int) -> int:
+    value = profile.options.get(key, default)
+    text = str(value).strip()
+    multiplier = _VLLM_SUFFIXES.get(text[-1:])
+    try:
+        return int(float(text[:-1]) * multiplier) if multiplier else int(text)
+    except ValueError:
+        raise ConfigError(
+            f"Profile {profile.name!r}: the planner needs {key} as a number (like 8192 or 32k), "
+            f"not {value!r}."
+        ) from None
 
 
 def format_bytes(count: int) -> str:

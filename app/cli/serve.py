@@ -28,6 +28,7 @@ from serving.planner import (
     Quantization,
     find_model,
     format_bytes,
+    is_cpu_profile,
     parse_size,
     plan_launch,
     plan_memory,
@@ -165,6 +166,11 @@ def plan(
     if not result.fits:
         raise PlanDoesNotFit(result)
     console.print(f"[green]Fits[/] {result.request.device}.")
+    if result.max_concurrency < result.request.max_num_seqs:
+        console.print(
+            f"Note: only {result.max_concurrency:.2f} of the {result.request.max_num_seqs} "
+            "sequences fit at full length at once; vLLM queues or preempts the rest."
+        )
 
 
 def _model_request(model: str | None, gpu_memory: str | None) -> PlanRequest:
@@ -180,6 +186,10 @@ def _profile_request(profile: str, gpu_memory: str | None) -> PlanRequest:
     memory, name = _gpu_memory(gpu_memory)
     if memory is None and (target := reference_gpu(chosen.name)) is not None:
         memory, name = target.memory_bytes, target.name
+    if memory is None and not is_cpu_profile(chosen):
+        raise fail(
+            f"No GPU detected: pass the memory to plan {chosen.name} for, e.g. --gpu-memory 24GiB."
+        )
     return request_for_profile(chosen, memory, gpu_name=name)
 
 

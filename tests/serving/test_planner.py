@@ -208,3 +208,14 @@ def test_memory_sizes_parse_in_decimal_and_binary_units(text: str, expected: int
 def test_unreadable_memory_size_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="24GiB"):
         parse_size("lots")
+
+
+def test_profile_knobs_are_read_the_way_vllm_reads_them() -> None:
+    profile = load_profile("qwen3-4b-24gb")
+    a10 = 23028 * MiB
+    assert plan_profile(profile.with_options(max_model_len="8k"), a10).request.max_model_len == 8000
+    assert plan_profile(profile.with_options(max_model_len="8K"), a10).request.max_model_len == 8192
+    with pytest.raises(ConfigError, match="max-model-len as a number"):
+        plan_profile(profile.with_options(max_model_len="auto"), a10)
+    with pytest.raises(ConfigError, match="runs on a GPU"):
+        plan_profile(profile, None)
