@@ -1,7 +1,129 @@
-"""`fawn corpus`."""
+"""`fawn corpus`: build and search the local corpus that offline research reads."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Annotated
 
-app = typer.Typer(help="corpus commands.", no_args_is_help=True)
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agents.text import truncate
+from agents.tools.corpus import AddResult, LocalCorpus
+from agents.tools.ingest import SUPPORTED_SUFFIXES, load_documents
+from agents.tools.search import corpus_path
+from app.cli.errors import fail
+from app.settings import load_settings
+
+SNIPPET_CHARS = 160
+DEFAULT_LIST_LIMIT = 50
+
+app = typer.Typer(
+    help="The local corpus (SQLite full-text search) that offline research searches.",
+    no_args_is_help=True,
+)
+_stdout = Console(highlight=False, soft_wrap=True)
+
+
+def _open() -> LocalCorpus:
+    return LocalCorpus(corpus_path(load_settings().data_dir))
+
+
+@app.command("add")
+def add(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help=f"Files or folders ({', '.join(sorted(SUPPORTED_SUFFIXES))})."),
+    ],
+) -> None:
+    """Add files and folders to the corpus; adding them again only applies their changes.
+
+    Example: fawn corpus add notes/ paper.pdf hotpotqa-dev.json
+    """
+    corpus = _open()
+    for path in paths:
+        result = corpus.add(load_documents(path))
+        _stdout.print(f"{path}: {_summary(result)}")
+    _stdout.print(f"The corpus at {corpus.path} holds {corpus.count()} passages.")
+
+
+def _summary(result: AddResult) -> str:
+    parts = [
+        f"{result.added} added",
+        f"{result.updated} updated",
+        f"{result.unchanged} unchanged",
+    ]
+    if result.removed:
+        parts.append(f"{result.removed} removed")
+    return ", ".join(parts) + " passages"
+
+
+@app.command("search")
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    k: Annotated[int, typer.Option("-k", "--max-results", min=1, help="How many hits.")] = 5,
+) -> None:
+    """Show the passages that best match a query, ranked by bm25.
+
+    Example: fawn corpus search "Who founded Arthur's Magazine?" -k 3
+    """
+    hits = _open().search(query, k)
+    if not hits:
+        _stdout.print("No passage matches; try other words.")
+        return
+    table = Table("#", "score", "title")
+    table.add_column("url", overflow="fold")
+    table.add_column("passage")
+    for rank, hit in enumerate(hits, start=1):
+        table.add_row(
+            str(rank), f"{hit.score:.2f}", hit.title, hit.url, truncate(hit.passage, SNIPPET_CHARS)
+        )
+    _stdout.print(table)
+
+
+@app.command("list")
+def list_passages(
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = (
+        DEFAULT_LIST_LIMIT
+    ),
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many first.")] = 0,
+) -> None:
+    """List the stored passages with their ids, oldest first.
+
+    Example: fawn corpus list --limit 20
+    """
+    corpus = _open()
+    total = corpus.count()
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=16)
+    table.add_column("title")
+    table.add_column("chunk")
+    table.add_column("url", overflow="fold")
+    table.add_column("added")
+    for doc in corpus.list_documents(limit, offset):
+        added = doc.added_at.strftime("%Y-%m-%d %H:%M") if doc.added_at else ""
+        table.add_row(doc.id, doc.title, str(doc.chunk), doc.url, added)
+    _stdout.print(table)
+    shown = min(limit, max(total - offset, 0))
+    _stdout.print(f"{shown} of {total} passages shown.")
+
+
+@app.command("remove")
+def remove(
+    ids: Annotated[list[str], typer.Argument(help="Passage ids (from `list`) or document URLs.")],
+) -> None:
+    """Remove passages by id, or every passage of a document by its URL.
+
+    Example: fawn corpus remove 3f2a9c1e0b7d4a55
+    """
+    corpus = _open()
+    missing = []
+    for item in ids:
+        removed = corpus.delete_url(item) if "://" in item else int(corpus.delete(item))
+        if removed:
+            _stdout.print(f"Removed {removed} passage{'s' if removed != 1 else ''} of {item}.")
+        else:
+            missing.append(item)
+    if missing:
+        raise fail(f"Not in the corpus: {', '.join(missing)}; see `fawn corpus list` for ids.")
