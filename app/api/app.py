@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from agents.graph import sqlite_checkpointer
-from app.api import health, research
+from app.api import corpus, health, research
 from app.api.auth import check_bind_is_safe, require_api_key
 from app.api.errors import install_error_handlers
 from app.jobs.runner import LocalJobRunner
@@ -56,5 +56,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(research.router)
+    app.include_router(corpus.router)
     app.include_router(health.router)
     return app
