@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 
 from agents.sources import Source
-from agents.text import overlap, sentences
+from agents.text import content_words, overlap, sentences
 
 _CITATION = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\](?!\()")
 _LINK = re.compile(r"\[([^\]\n]*)\]\((https?://[^)\s]+)\)")
@@ -20,8 +20,8 @@ _EMPTY_PARENS = re.compile(r"\(\s*\)")
 _FENCE = re.compile(r"^(```|~~~)", re.MULTILINE)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?])")
 _DOUBLE_SPACE = re.compile(r"(?<=\S)[ \t]{2,}")
-# Overlap a sentence needs with a passage before the passage is credited for it.
-MIN_ATTRIBUTION_OVERLAP = 0.34
+# Share of a sentence's content words a passage must hold to count as supporting it.
+MIN_SUPPORT = 0.5
 
 
 def cited_ids(text: str) -> list[int]:
@@ -77,16 +77,30 @@ def check_citations(text: str, registry: Sequence[Source]) -> str:
     )
 
 
-def attribute(text: str, passages: Mapping[int, str]) -> str:
-    """Add citations to sentences that cite nothing but clearly restate a passage."""
-    out = []
+def ground(
+    text: str, passages: Mapping[int, str], *, drop_unsupported: bool, known: str = ""
+) -> str:
+    """`text` with each sentence cited by the passage that supports it best, repeats removed.
+
+    A passage supports a sentence when it holds at least MIN_SUPPORT of the sentence's content
+    words that `known` (the question) does not already contain, so restating the question is
+    not a finding. The model's own citations stay when they support the sentence as well as the
+    best passage does; otherwise the best passage is cited. Unsupported sentences are dropped,
+    or kept uncited.
+    """
+    ignore = set(content_words(known))
+    out: dict[str, str] = {}
     for sentence in sentences(text):
-        if not cited_ids(sentence) and passages:
-            best = max(passages, key=lambda n: overlap(sentence, passages[n]))
-            if overlap(sentence, passages[best]) >= MIN_ATTRIBUTION_OVERLAP:
-                sentence = _cite_at_end(sentence, best)
-        out.append(sentence)
-    return " ".join(out)
+        bare = remap_citations(sentence, {})
+        scores = {n: overlap(bare, passage, ignore) for n, passage in passages.items()}
+        best = max(scores.values(), default=0.0)
+        if best >= MIN_SUPPORT:
+            claimed = [n for n in cited_ids(sentence) if scores.get(n, 0.0) >= best]
+            bare = _cite_at_end(bare, claimed or [max(scores, key=scores.__getitem__)])
+        elif drop_unsupported:
+            continue
+        out.setdefault(remap_citations(bare, {}).lower(), bare)
+    return " ".join(out.values())
 
 
 def sources_section(registry: Sequence[Source]) -> str:
@@ -101,10 +115,11 @@ def sources_section(registry: Sequence[Source]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cite_at_end(sentence: str, source_id: int) -> str:
+def _cite_at_end(sentence: str, source_ids: list[int]) -> str:
     body = sentence.rstrip()
     end = body[-1] if body and body[-1] in ".!?。！？" else ""
-    return f"{body.removesuffix(end)} [{source_id}]{end}" if end else f"{body} [{source_id}]"
+    marks = "".join(f"[{n}]" for n in source_ids)
+    return f"{body.removesuffix(end).rstrip()} {marks}{end}"
 
 
 def _split_code(text: str) -> list[tuple[str, bool]]:

@@ -44,23 +44,31 @@ def strip_think(text: str) -> str:
 def trim_repetition(text: str) -> tuple[str, bool]:
     """`text` cut where it starts looping, and whether it did.
 
-    Looping means a phrase of REPEAT_WINDOW words appearing REPEAT_LIMIT times, or one character
-    repeated 25 times; the text is cut where the second occurrence begins.
+    Looping means a phrase of REPEAT_WINDOW words appearing REPEAT_LIMIT times without
+    overlapping, or one character repeated 25 times. The text keeps the first copy of the
+    repeating part and is cut where the second one begins.
     """
     run = _RUN_OF_ONE_CHAR.search(text)
     if run:
         text = text[: run.start() + 1]
     tokens = list(_WORD.finditer(text))
-    seen: dict[tuple[str, ...], list[int]] = {}
+    starts: dict[tuple[str, ...], list[int]] = {}
     for i in range(len(tokens) - REPEAT_WINDOW + 1):
         window = tuple(t.group(0).lower() for t in tokens[i : i + REPEAT_WINDOW])
-        starts = seen.setdefault(window, [])
-        if starts and i - starts[-1] < REPEAT_WINDOW:
-            continue
-        starts.append(i)
-        if len(starts) == REPEAT_LIMIT:
-            return text[: tokens[starts[1]].start()].rstrip(), True
+        seen = starts.setdefault(window, [])
+        seen.append(i)
+        if _separate_copies(seen) >= REPEAT_LIMIT:
+            return text[: tokens[seen[1]].start()].rstrip(), True
     return text, run is not None
+
+
+def _separate_copies(starts: list[int]) -> int:
+    """How many of the occurrences at `starts` do not overlap one another."""
+    copies, last = 0, -REPEAT_WINDOW
+    for start in starts:
+        if start - last >= REPEAT_WINDOW:
+            copies, last = copies + 1, start
+    return copies
 
 
 def clean_text(text: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 _STOPWORD_TEXT = """
 a about above after again against all also am an and any are as at be because been before being
@@ -63,9 +63,10 @@ def truncate(text: str, max_chars: int) -> str:
     return cut.rstrip() + "…"
 
 
-def overlap(text: str, other: str) -> float:
-    """Share of `text`'s content words that also occur in `other` (0 when `text` has none)."""
-    mine = set(content_words(text))
+def overlap(text: str, other: str, ignore: Collection[str] = ()) -> float:
+    """Share of `text`'s content words (less `ignore`) that also occur in `other`; 0 when
+    `text` has none."""
+    mine = set(content_words(text)) - set(ignore)
     if not mine:
         return 0.0
     return len(mine & set(content_words(other))) / len(mine)

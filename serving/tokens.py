@@ -1,13 +1,15 @@
 """Count prompt tokens the way the engine will: vLLM's `/tokenize`, else a conservative estimate.
 
 The engine applies the model's chat template, so its count is exact. When `/tokenize` cannot be
-reached (another OpenAI-compatible server, a network hiccup) the estimate errs high: one token per
-three ASCII characters and one per byte of anything else, plus a per-message template overhead.
+reached (another OpenAI-compatible server, a network hiccup) the estimate errs high: a token per
+three letters of an ASCII word, per ASCII symbol and per byte of anything else, plus a
+per-message template overhead.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -22,6 +24,7 @@ TOKENIZE_TIMEOUT_S = 10.0
 TEMPLATE_TOKENS_PER_MESSAGE = 8
 TEMPLATE_TOKENS_PER_PROMPT = 8
 ASCII_CHARS_PER_TOKEN = 3
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 
 
 class TokenCounter(Protocol):
@@ -33,10 +36,12 @@ class TokenCounter(Protocol):
 
 
 def estimate_text_tokens(text: str) -> int:
-    """A conservative token count for `text`: ASCII at 3 chars a token, other bytes 1 each."""
-    ascii_chars = sum(1 for char in text if char.isascii())
-    other_bytes = len(text.encode("utf-8")) - ascii_chars
-    return math.ceil(ascii_chars / ASCII_CHARS_PER_TOKEN) + other_bytes
+    """A conservative token count for `text`: ASCII words at 3 letters a token, every ASCII
+    symbol a token, and every byte of other characters a token."""
+    words = sum(math.ceil(len(w) / ASCII_CHARS_PER_TOKEN) for w in _ASCII_WORD.findall(text))
+    symbols = sum(1 for char in text if char.isascii() and not (char.isalnum() or char.isspace()))
+    other_bytes = sum(len(char.encode("utf-8")) for char in text if not char.isascii())
+    return words + symbols + other_bytes
 
 
 def estimate_tokens(messages: Sequence[Message]) -> int:

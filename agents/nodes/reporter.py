@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from langgraph.runtime import Runtime as GraphRuntime
 
-from agents.citations import attribute, check_citations, cited_ids
+from agents.citations import check_citations, cited_ids, ground
 from agents.events import ReportChunk, Status
 from agents.llm import ModelCalls
 from agents.nodes import emit
@@ -21,10 +21,11 @@ from agents.runtime import Runtime
 from agents.sources import Source
 from agents.state import ResearchState, StepResult
 from agents.structured import generate_text
-from agents.text import truncate
+from agents.text import sentences, truncate
 from serving.budget import CallClass
 
-ANSWER_MAX_TOKENS = 200
+ANSWER_MAX_TOKENS = 160
+ANSWER_SENTENCES = 3
 PASSAGE_CHARS = 700
 
 
@@ -35,11 +36,15 @@ def ordered_sources(results: Sequence[StepResult], registry: Sequence[Source]) -
 
 
 def finish_answer(text: str, registry: Sequence[Source], fallback: str) -> str:
-    """The model's answer as one checked, attributed paragraph; `fallback` if it is empty."""
+    """The model's answer as one checked, grounded paragraph of at most ANSWER_SENTENCES
+    sentences; `fallback` if it is empty.
+
+    Unsupported sentences stay (the direct answer often restates no passage) but uncited.
+    """
     flat = " ".join(line.lstrip("#>*- ").strip() for line in text.splitlines() if line.strip())
-    checked = check_citations(flat, registry)
+    checked = " ".join(sentences(check_citations(flat, registry))[:ANSWER_SENTENCES])
     passages = {s.id: s.passage for s in registry}
-    return attribute(checked, passages).strip() or fallback
+    return ground(checked, passages, drop_unsupported=False).strip() or fallback
 
 
 async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> ResearchState:

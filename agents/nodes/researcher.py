@@ -14,7 +14,7 @@ from typing import Any
 from langgraph.runtime import Runtime as GraphRuntime
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.citations import attribute, cited_ids, filter_citations, strip_unknown_urls
+from agents.citations import ground, strip_unknown_urls
 from agents.events import ErrorEvent, StepDone, StepStarted, ToolResult
 from agents.llm import ModelCalls
 from agents.nodes import emit
@@ -59,15 +59,16 @@ def extractive_notes(question: str, sources: Sequence[Source]) -> str:
 
 
 def ground_notes(text: str, question: str, sources: Sequence[Source]) -> tuple[str, str | None]:
-    """Notes that cite only shown passages, and why extractive notes replaced them if they did."""
+    """The model's notes cut to the sentences the shown passages support, each cited; the
+    sources' own sentences if none are left (and why)."""
     passages = {k: s.passage for k, s in enumerate(sources, 1)}
     text = " ".join(line.lstrip("#>*- ").strip() for line in text.splitlines() if line.strip())
-    text = attribute(filter_citations(strip_unknown_urls(text, ()), passages), passages)
-    if text and cited_ids(text):
+    text = ground(strip_unknown_urls(text, ()), passages, drop_unsupported=True, known=question)
+    if text:
         return text, None
     if not sources:
         return text or "No sources were found for this step.", "no sources were found"
-    reason = "the model's notes cited no source, so the sources' key sentences are used"
+    reason = "the sources support none of the model's notes, so their key sentences are used"
     return extractive_notes(question, sources), reason
 
 
@@ -97,7 +98,7 @@ async def write_notes(
     text = await generate_text(
         calls, CallClass.RESEARCH, fitted.messages, max_tokens=NOTES_MAX_TOKENS
     )
-    notes, reason = ground_notes(text, f"{task.question} {step}", shown)
+    notes, reason = ground_notes(text, task.question, shown)
     return notes, shown, reason
 
 

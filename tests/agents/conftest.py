@@ -32,7 +32,7 @@ PROSE_ROLES = {
     "You are a researcher": "notes",
     "You are an analyst": "analysis",
     "You write Python": "code",
-    "You write the answer": "answer",
+    "Answer the question": "answer",
 }
 STRUCTURED_ROLES = {"plan": "plan", "routechoice": "route", "searchquery": "query"}
 
@@ -43,7 +43,8 @@ def role_of(messages: Sequence[BaseMessage], kwargs: dict[str, Any]) -> str:
     """Which prompt of the research graph a call is."""
     response_format = kwargs.get("response_format")
     if response_format:
-        return STRUCTURED_ROLES[response_format["json_schema"]["name"]]
+        name = response_format["json_schema"]["name"]
+        return STRUCTURED_ROLES.get(name, name)
     system = str(messages[0].content) if messages else ""
     return next(role for opening, role in PROSE_ROLES.items() if system.startswith(opening))
 
