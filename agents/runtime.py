@@ -17,7 +17,10 @@ from langchain_core.language_models import BaseChatModel
 
 from agents.config import SearchProviderName
 from agents.context import ContextBudget
+from agents.tools.sandbox import run_python, sandbox_unavailable_reason
+from agents.tools.search import make_provider
 from serving.budget import Budget, CallClass
+from serving.client import chat_model
 from serving.endpoint import Endpoint
 from serving.settings import LLMSettings
 from serving.tokens import EngineTokenCounter
@@ -88,9 +91,6 @@ def connect_runtime(
     endpoint: Endpoint, llm: LLMSettings, budget: Budget, *, data_dir: Path
 ) -> Runtime:
     """The production runtime: gated chat models on `endpoint`, real search, the sandbox."""
-    from agents.tools.sandbox import run_python, sandbox_unavailable_reason
-    from agents.tools.search import make_provider
-    from serving.client import chat_model
 
     def model_for(
         call_class: CallClass, *, max_tokens: int, temperature: float | None = None

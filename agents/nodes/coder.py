@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from langgraph.runtime import Runtime as GraphRuntime
 
 from agents.citations import remap_citations
+from agents.errors import SandboxError
 from agents.events import Status, StepDone, StepStarted, ToolResult
 from agents.llm import ModelCalls
 from agents.nodes import emit
 from agents.nodes.researcher import step_fields, step_result, write_notes
 from agents.prompts import render_messages
-from agents.runtime import CodeOutcome, Runtime
+from agents.runtime import CodeOutcome, CodeRunner, Runtime
 from agents.sources import Source
 from agents.state import CodeRun, Figure, ResearchState, StepResult, StepTask
 from agents.structured import generate_text
@@ -78,10 +79,9 @@ def describe_run(run: CodeRun) -> str:
 
 
 async def write_and_run(
-    calls: ModelCalls, runtime: Runtime, task: StepTask, findings: Sequence[str]
+    calls: ModelCalls, run_code: CodeRunner, task: StepTask, findings: Sequence[str]
 ) -> CodeRun:
     """Have the model write the program and run it; one fix attempt if it fails."""
-    assert runtime.run_code is not None
     error = ""
     run = CodeRun(
         code="", stdout="", stderr="The model wrote no program.", exit_code=None, ok=False
@@ -103,7 +103,10 @@ async def write_and_run(
         code = extract_code(reply)
         if not code:
             continue
-        run = code_run(code, await runtime.run_code(code))
+        try:
+            run = code_run(code, await run_code(code))
+        except SandboxError as exc:
+            return CodeRun(code=code, stdout="", stderr=str(exc), exit_code=None, ok=False)
         if run.ok or run.exit_code is None:
             break
         error = truncate(run.stderr.strip()[-ERROR_CHARS:], ERROR_CHARS)
@@ -126,7 +129,7 @@ async def coder(task: StepTask, runtime: GraphRuntime[Runtime]) -> ResearchState
         result = step_result(task, notes, shown, [reason] if reason else [])
         update: ResearchState = {"notices": [notice]}
     else:
-        run = await write_and_run(calls, tools, task, findings)
+        run = await write_and_run(calls, tools.run_code, task, findings)
         emit(runtime, ToolResult(index=task.index, tool="python", summary=describe_run(run)))
         result = StepResult(
             **step_fields(task),

@@ -18,6 +18,7 @@ from agents.graph import build_graph, sqlite_checkpointer
 from agents.nodes.coordinator import obvious_route
 from agents.research import ResearchResult, initial_state, resume_research, run_research
 from agents.state import Plan, PlanReview, Route, Step, StepType
+from agents.tools.sandbox import run_python, sandbox_unavailable_reason
 from tests.agents.conftest import Script, cut_off, scripted_runtime
 
 QUESTION = "Which magazine was started first, Arthur's Magazine or First for Women?"
@@ -288,3 +289,59 @@ async def test_run_resumes_from_a_sqlite_checkpoint_in_a_new_graph(
     assert re.search(r"## Answer\n\nArthur's Magazine", result.report)
     assert len(result.plan.steps if result.plan else []) == 2
     assert "unregistered type" not in caplog.text, "a state type is missing from STATE_TYPES"
+
+
+CHART = """Here is the program:
+```python
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+plt.bar(["Arthur's", "First"], [1844, 1989])
+plt.savefig("years.png")
+print(1989 - 1844)
+```"""
+
+
+@pytest.mark.skipif(sandbox_unavailable_reason() is not None, reason="needs bubblewrap")
+async def test_processing_step_runs_code_in_the_sandbox_and_embeds_its_figure() -> None:
+    processing = {
+        "title": "Chart the magazine start years",
+        "description": "Plot when each magazine started.",
+        "step_type": "processing",
+        "need_search": False,
+    }
+    script = default_script(plan=plan_json(ARTHUR, processing), code=CHART)
+    result = await run_research(
+        QUESTION,
+        ResearchOptions(auto_accept_plan=True),
+        scripted_runtime(script, run_code=run_python),
+    )
+    (code_call,) = script.of("code")
+    assert "The magazine was published from 1844" in code_call.prompt, "findings reach the coder"
+    analysis = result.report.split("## Analysis")[1]
+    assert "```python\nimport matplotlib" in analysis
+    assert "The program printed: 145" in analysis
+    assert "![years.png](data:image/png;base64,iVBORw0KGgo" in analysis
+    assert not any("Code execution was off" in n for n in result.notices)
+
+
+@pytest.mark.skipif(sandbox_unavailable_reason() is not None, reason="needs bubblewrap")
+async def test_failing_program_gets_one_fix_with_its_error() -> None:
+    analysis = {
+        "title": "Compute the magazine age gap",
+        "description": "Years between the magazines' starts.",
+        "step_type": "analysis",
+        "need_search": False,
+    }
+    script = default_script(
+        plan=plan_json(ARTHUR, analysis),
+        code=["```python\nprint(1989 - undefined_year)\n```", "```python\nprint(1989 - 1844)\n```"],
+    )
+    result = await run_research(
+        QUESTION,
+        ResearchOptions(auto_accept_plan=True),
+        scripted_runtime(script, run_code=run_python),
+    )
+    first, fix = script.of("code")
+    assert "NameError" in fix.prompt and "NameError" not in first.prompt
+    assert "The program printed: 145" in result.report
