@@ -1,9 +1,9 @@
 """Read vLLM's Prometheus `/metrics` into a typed snapshot (`EngineMetrics`).
 
 The scheduler watches these numbers for memory pressure (KV-cache usage, waiting requests,
-preemptions) and `fawn doctor` shows them. Only vLLM V1 metric names are read (see
-docs/NOTES: `vllm:num_requests_running`, `vllm:kv_cache_usage_perc`, ...). A server runs one
-engine per data-parallel rank, each with its own `engine` label; the snapshot adds them up.
+preemptions) and `fawn doctor` shows them. Only the vLLM V1 metric names below are read. A
+server runs one engine per data-parallel rank, each with its own `engine` label; the snapshot
+adds them up.
 """
 
 from __future__ import annotations
