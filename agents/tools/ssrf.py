@@ -45,6 +45,8 @@ NAT64 = IPv6Network("64:ff9b::/96")
 
 def is_public_address(address: IPAddress) -> bool:
     """Whether `address` is a global unicast address, with any IPv4 it embeds also global."""
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return is_public_address(address.ipv4_mapped)
     if address in METADATA_ADDRESSES or _is_special(address):
         return False
     if isinstance(address, IPv6Address):
@@ -66,8 +68,8 @@ def _is_special(address: IPAddress) -> bool:
 
 
 def _embedded_ipv4(address: IPv6Address) -> list[IPv4Address]:
-    """IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64)."""
-    inner = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+    """IPv4 addresses an IPv6 address carries (6to4, Teredo, NAT64)."""
+    inner = [address.sixtofour, *(address.teredo or ())]
     if address in NAT64:
         inner.append(IPv4Address(int(address) & 0xFFFFFFFF))
     return [a for a in inner if a is not None]
