@@ -58,7 +58,7 @@ async def test_guard_refuses_non_public_address_literals(url: str) -> None:
     "url", ["http://localhost/", "http://localhost:8080/x", "http://2130706433/"]
 )
 async def test_guard_refuses_names_the_system_resolves_to_loopback(url: str) -> None:
-    with pytest.raises(SearchError, match="non-public address 127.0.0.1"):
+    with pytest.raises(SearchError, match="non-public address"):
         await UrlGuard().vet(url)
 
 
@@ -90,7 +90,7 @@ async def test_guard_refuses_non_http_schemes(url: str) -> None:
 
 async def test_guard_refuses_a_name_with_any_private_address() -> None:
     resolver = resolver_for({"mixed.example": ["93.184.215.14", "10.1.2.3"]})
-    with pytest.raises(SearchError, match="10.1.2.3"):
+    with pytest.raises(SearchError, match=r"10\.1\.2\.3"):
         await UrlGuard(resolver=resolver).vet("https://mixed.example/")
 
 
