@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
@@ -82,29 +82,32 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def site_factory() -> Iterator[type[Site]]:
-    """Starts sites on free ports; stops them all after the test."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start() -> Site:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-        server.daemon_threads = True
-        site = Site(server)
-        server.RequestHandlerClass = _handler(site)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(server)
-        return site
-
-    yield start  # type: ignore[misc]
-    for server in servers:
+@contextlib.contextmanager
+def running_site() -> Iterator[Site]:
+    """A site on a free port of 127.0.0.1, stopped on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    server.daemon_threads = True
+    site = Site(server)
+    server.RequestHandlerClass = _handler(site)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield site
+    finally:
         server.shutdown()
         server.server_close()
 
 
 @pytest.fixture
-def site(site_factory) -> Site:
-    return site_factory()
+def site_factory() -> Iterator[Callable[[], Site]]:
+    """Starts sites on free ports; stops them all after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(running_site())
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    with running_site() as site:
+        yield site
 
 
 async def test_reader_extracts_title_and_main_text(site: Site) -> None:
@@ -144,7 +147,7 @@ async def test_reader_refuses_a_redirect_to_a_private_address(site: Site, locati
 
 
 async def test_reader_refuses_a_redirect_to_another_local_server_before_connecting(
-    site_factory,
+    site_factory: Callable[[], Site],
 ) -> None:
     allowed, other = site_factory(), site_factory()
     other.routes["/secret"] = Route(body=b"<p>internal</p>")
@@ -221,7 +224,9 @@ async def test_reader_turns_bad_answers_into_search_errors(
         await site.reader().read(f"{site.origin}/page")
 
 
-async def test_reader_reports_a_closed_port_as_a_search_error(site_factory) -> None:
+async def test_reader_reports_a_closed_port_as_a_search_error(
+    site_factory: Callable[[], Site],
+) -> None:
     closed = site_factory()
     origin = closed.origin
     closed.server.shutdown()
