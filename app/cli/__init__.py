@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import api, chat, corpus, doctor, eval, research, sandbox, serve
+from app.cli import api, batch, chat, corpus, doctor, eval, jobs, research, sandbox, serve
 from app.cli.errors import run_cli
 
 app = typer.Typer(
@@ -17,10 +17,12 @@ app.add_typer(serve.app, name="serve")
 app.add_typer(corpus.app, name="corpus")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(eval.app, name="eval")
+app.add_typer(jobs.app, name="jobs")
 app.command("doctor")(doctor.doctor)
 app.command("research")(research.research)
 app.command("chat")(chat.chat)
 app.command("api")(api.api)
+app.command("batch")(batch.batch)
 
 
 def main() -> None:

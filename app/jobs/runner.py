@@ -47,6 +47,10 @@ class JobRunner(Protocol):
         """Resume a job awaiting plan review: accept (None) or replace the steps."""
 
 
+class JobCancelled(Exception):
+    """The job was cancelled from outside this process (e.g. `fawn jobs cancel`)."""
+
+
 def research_options(options: dict[str, Any]) -> ResearchOptions:
     """The graph's options for a job's stored options."""
     job_options = JobOptions.model_validate(options)
@@ -126,6 +130,8 @@ class LocalJobRunner:
                 return
             try:
                 result = await self._research(job)
+            except JobCancelled:
+                self._log(job_id, ErrorEvent(message="The job was cancelled.", fatal=True))
             except asyncio.CancelledError:
                 if not self._stopping:
                     self._finish(job_id, JobStatus.CANCELLED, error="Cancelled.")
@@ -178,17 +184,18 @@ class LocalJobRunner:
 
     def _event_sink(self, job_id: str) -> Callable[[ResearchEvent], None]:
         def sink(event: ResearchEvent) -> None:
+            job = self.store.get(job_id)
+            if job is None or job.status is JobStatus.CANCELLED:
+                raise JobCancelled(job_id)
             if isinstance(event, Done):
                 return  # logged once the report is stored, so `done` means readable
             self._log(job_id, event)
             status = _STATUS_BY_EVENT.get(event.kind)
             if event.kind == "plan":
                 self.store.update(job_id, plan=event.plan.model_dump(mode="json"))
-            if status is not None:
-                job = self.store.get(job_id)
-                if job is not None and job.status != status:
-                    self.store.update(job_id, status=status)
-                    self.store.append_event(job_id, "status", {"status": status})
+            if status is not None and job.status != status:
+                self.store.update(job_id, status=status)
+                self.store.append_event(job_id, "status", {"status": status})
 
         return sink
 

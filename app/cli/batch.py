@@ -1,0 +1,68 @@
+"""`fawn batch`: many questions as jobs through one budget, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from app.settings import load_settings
+
+console = Console(stderr=True, highlight=False)
+
+
+def batch(
+    file: Annotated[Path, typer.Argument(help=".txt (one question per line) or .jsonl.")],
+    out: Annotated[Path, typer.Option(help="Folder for the reports and summary.json.")],
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Jobs run at once.")] = 4,
+    provider: Annotated[str, typer.Option(help="Default provider: local or web.")] = "local",
+    max_steps: Annotated[int, typer.Option(min=1, max=10, help="Most steps a plan has.")] = 3,
+) -> None:
+    """Research every question in FILE; rerun to skip finished ones and resume the rest.
+
+    Example: fawn batch questions.txt --out reports/ --concurrency 4
+    """
+    from agents.graph import sqlite_checkpointer
+    from app.jobs.batch import Batch, BatchRow, read_batch
+    from app.jobs.models import JobOptions, JobStatus
+    from app.jobs.runner import LocalJobRunner
+    from app.jobs.store import SqliteJobStore
+    from app.services import open_services
+
+    settings = load_settings()
+    defaults = JobOptions(provider=provider, max_step_num=max_steps, auto_accept_plan=True)
+    items = read_batch(file, defaults)
+    store = SqliteJobStore(settings.data_dir / "jobs.sqlite3")
+    work = Batch(items, out, store)
+    pending = work.pending()
+    console.print(f"{len(items)} questions, {len(items) - len(pending)} already done.")
+    if not pending:
+        return
+    with ExitStack() as stack:
+        with console.status("Connecting to the engine ..."):
+            services = stack.enter_context(open_services(settings))
+        runner = LocalJobRunner(
+            store,
+            services.runtime,
+            lambda: sqlite_checkpointer(settings.data_dir / "checkpoints.sqlite3"),
+            concurrency=concurrency,
+        )
+        columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("Researching", total=len(pending))
+
+            def on_done(row: BatchRow) -> None:
+                progress.advance(task)
+                mark = "[green]done[/]" if row.status is JobStatus.DONE else f"[red]{row.status}[/]"
+                progress.console.print(f"{mark} {row.index}: {row.question[:70]}")
+
+            rows = asyncio.run(work.run(runner, on_done))
+    failed = [row for row in rows if row.status is not JobStatus.DONE]
+    console.print(f"Reports and summary.json in {out}; {len(failed)} not done.")
+    if failed:
+        raise typer.Exit(1)

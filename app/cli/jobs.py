@@ -1,0 +1,74 @@
+"""`fawn jobs list | show ID | cancel ID`: the durable jobs in the data dir's job store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.cli.errors import fail
+from app.jobs.models import Job, JobStatus
+from app.jobs.store import SqliteJobStore
+from app.settings import load_settings
+
+app = typer.Typer(help="List, inspect and cancel research jobs.", no_args_is_help=True)
+console = Console(highlight=False)
+
+
+def _store() -> SqliteJobStore:
+    return SqliteJobStore(load_settings().data_dir / "jobs.sqlite3")
+
+
+def _job(store: SqliteJobStore, job_id: str) -> Job:
+    job = store.get(job_id)
+    if job is None:
+        raise fail(f"No job {job_id!r}: see `fawn jobs list` for the ids.")
+    return job
+
+
+@app.command("list")
+def list_jobs(
+    status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+) -> None:
+    """The newest jobs.
+
+    Example: fawn jobs list --status failed
+    """
+    page = _store().list(status=status, limit=limit)
+    table = Table("id", "status", "created", "question", title=f"{page.total} jobs")
+    for job in page.jobs:
+        table.add_row(job.id, job.status.value, f"{job.created_at:%Y-%m-%d %H:%M}", job.question)
+    console.print(table)
+
+
+@app.command()
+def show(
+    job_id: str, report: Annotated[bool, typer.Option(help="Print the report.")] = False
+) -> None:
+    """A job's status, plan, sources and error (and its report with --report)."""
+    store = _store()
+    job = _job(store, job_id)
+    console.print(f"[bold]{job.question}[/]\n{job.id}  {job.status.value}  attempts {job.attempts}")
+    if job.error:
+        console.print(f"[red]{job.error}[/]")
+    for number, step in enumerate((job.plan or {}).get("steps", []), 1):
+        console.print(f"  step {number}: {step.get('title', '')}")
+    for source in job.sources:
+        console.print(f"  [{source.get('id')}] {source.get('title')} {source.get('url')}")
+    if report and job.report:
+        console.print(job.report, markup=False)
+
+
+@app.command()
+def cancel(job_id: str) -> None:
+    """Cancel a job; a runner working on it stops at its next step."""
+    store = _store()
+    job = _job(store, job_id)
+    if job.status.is_final:
+        raise fail(f"Job {job_id} is already {job.status.value}.")
+    store.update(job_id, status=JobStatus.CANCELLED, error="Cancelled from the command line.")
+    store.append_event(job_id, "status", {"status": JobStatus.CANCELLED})
+    console.print(f"Job {job_id} cancelled.")
