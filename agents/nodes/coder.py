@@ -79,7 +79,11 @@ def describe_run(run: CodeRun) -> str:
 
 
 async def write_and_run(
-    calls: ModelCalls, run_code: CodeRunner, task: StepTask, findings: Sequence[str]
+    calls: ModelCalls,
+    runtime: Runtime,
+    run_code: CodeRunner,
+    task: StepTask,
+    findings: Sequence[str],
 ) -> CodeRun:
     """Have the model write the program and run it; one fix attempt if it fails."""
     error = ""
@@ -87,18 +91,19 @@ async def write_and_run(
         code="", stdout="", stderr="The model wrote no program.", exit_code=None, ok=False
     )
     for _attempt in (1, 2):
-        reply = await generate_text(
-            calls,
-            CallClass.RESEARCH,
-            render_messages(
+        fitted = await runtime.context_budget.fit(
+            lambda kept, error=error: render_messages(
                 "coder",
                 question=task.question,
                 step=f"{task.step.title}. {task.step.description}",
-                findings=findings,
+                findings=kept,
                 error=error,
-                plotting=True,
             ),
-            max_tokens=CODE_MAX_TOKENS,
+            findings,
+            CODE_MAX_TOKENS,
+        )
+        reply = await generate_text(
+            calls, CallClass.RESEARCH, fitted.messages, max_tokens=CODE_MAX_TOKENS
         )
         code = extract_code(reply)
         if not code:
@@ -129,7 +134,7 @@ async def coder(task: StepTask, runtime: GraphRuntime[Runtime]) -> ResearchState
         result = step_result(task, notes, shown, [reason] if reason else [])
         update: ResearchState = {"notices": [notice]}
     else:
-        run = await write_and_run(calls, tools.run_code, task, findings)
+        run = await write_and_run(calls, tools, tools.run_code, task, findings)
         emit(runtime, ToolResult(index=task.index, tool="python", summary=describe_run(run)))
         result = StepResult(
             **step_fields(task),

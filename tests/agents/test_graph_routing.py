@@ -12,10 +12,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from agents.citations import cited_ids
-from agents.config import ResearchOptions
+from agents.config import ReportStyle, ResearchOptions
 from agents.events import PlanReady, ResearchEvent, StepStarted
 from agents.graph import build_graph, sqlite_checkpointer
 from agents.nodes.coordinator import obvious_route
+from agents.report import STYLE_GUIDES
 from agents.research import ResearchResult, initial_state, resume_research, run_research
 from agents.state import Plan, PlanReview, Route, Step, StepType
 from agents.tools.sandbox import run_python, sandbox_unavailable_reason
@@ -345,3 +346,14 @@ async def test_failing_program_gets_one_fix_with_its_error() -> None:
     first, fix = script.of("code")
     assert "NameError" in fix.prompt and "NameError" not in first.prompt
     assert "The program printed: 145" in result.report
+
+
+async def test_style_and_locale_reach_every_writing_prompt() -> None:
+    script = default_script()
+    result, _events = await research(script, report_style="news", locale="de-DE")
+    assert STYLE_GUIDES[ReportStyle.NEWS] in script.of("answer")[0].prompt
+    for role in ("answer", "notes"):
+        assert "Write in the language de-DE" in script.of(role)[0].prompt
+    schema = script.of("plan")[0].kwargs["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["locale"]["enum"] == ["de-DE"]
+    assert result.plan is not None and result.plan.locale == "de-DE"
