@@ -7,6 +7,7 @@ Every event dumps to JSON with `event.model_dump(mode="json")`; `kind` names its
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
@@ -15,11 +16,21 @@ from agents.sources import Source
 from agents.state import Plan, StepType
 
 
+class Phase(StrEnum):
+    """The stage a run has reached (a job's status follows it)."""
+
+    PLANNING = "planning"
+    RESEARCHING = "researching"
+    REPORTING = "reporting"
+
+
 class Status(BaseModel):
-    """Progress in words: which role is working on what, or a notice for the user."""
+    """Progress in words: which role is working on what, or a notice for the user; `phase` is
+    set when the run enters a new stage."""
 
     kind: Literal["status"] = "status"
     message: str
+    phase: Phase | None = None
 
 
 class PlanReady(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime as GraphRuntime
 
-from agents.events import ErrorEvent, Status, ToolResult
+from agents.events import ErrorEvent, Phase, Status, ToolResult
 from agents.nodes import emit
 from agents.retrieval import Gathered, first_query, search_into
 from agents.runtime import Runtime
@@ -18,7 +18,7 @@ async def background_investigator(
 ) -> ResearchState:
     """Search the question once and register what comes back."""
     options = state["options"]
-    emit(runtime, Status(message="Looking for background on the question."))
+    emit(runtime, Status(message="Looking for background on the question.", phase=Phase.PLANNING))
     gathered = Gathered()
     found = await search_into(
         gathered,

@@ -94,6 +94,6 @@ async def coordinator(
         reply = reply or FALLBACK_REPLY
         update = {"route": route, "answer": reply, "report": reply, "usage": calls.usage}
         return Command(goto=END, update=update)
-    emit(runtime, Status(message="Researching the question."))
+    emit(runtime, Status(message="This is a research question."))
     goto = Node.BACKGROUND if options.enable_background_investigation else Node.PLANNER
     return Command(goto=goto, update={"route": route, "usage": calls.usage})

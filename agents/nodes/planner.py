@@ -16,7 +16,7 @@ from langgraph.types import Command
 
 from agents.citations import remap_citations
 from agents.config import ResearchOptions
-from agents.events import PlanReady, Status
+from agents.events import Phase, PlanReady, Status
 from agents.llm import ModelCalls
 from agents.nodes import Node, emit
 from agents.prompts import render_messages
@@ -111,7 +111,7 @@ async def planner(
     iteration = state.get("plan_iterations", 0)
     if iteration >= options.plan_rounds:
         return Command(goto=Node.REPORTER)
-    emit(runtime, Status(message="Planning the research."))
+    emit(runtime, Status(message="Planning the research.", phase=Phase.PLANNING))
     fitted = await runtime.context.context_budget.fit(
         lambda kept: render_messages(
             "planner",

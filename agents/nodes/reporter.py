@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from langgraph.runtime import Runtime as GraphRuntime
 
 from agents.citations import check_citations, cited_ids, ground
-from agents.events import ReportChunk, Status
+from agents.events import Phase, ReportChunk, Status
 from agents.llm import ModelCalls
 from agents.nodes import emit
 from agents.prompts import render_messages
@@ -49,7 +49,7 @@ def finish_answer(text: str, registry: Sequence[Source], fallback: str) -> str:
 
 async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> ResearchState:
     """Write the answer and assemble the cited Markdown report."""
-    emit(runtime, Status(message="Writing the report."))
+    emit(runtime, Status(message="Writing the report.", phase=Phase.REPORTING))
     question, options = state["question"], state["options"]
     registry = state.get("sources", [])
     results = state.get("step_results", [])

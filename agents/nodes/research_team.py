@@ -13,14 +13,18 @@ from collections.abc import Sequence
 from langgraph.runtime import Runtime as GraphRuntime
 from langgraph.types import Send
 
-from agents.events import SourceAdded
+from agents.events import Phase, SourceAdded, Status
 from agents.nodes import Node, emit
 from agents.runtime import Runtime
 from agents.state import ResearchState, Step, StepTask, StepType
 
 
 async def research_team(state: ResearchState, runtime: GraphRuntime[Runtime]) -> ResearchState:
-    """Announce sources registered since the last wave."""
+    """Announce sources registered since the last wave, and the research phase on entry."""
+    if not any(
+        r.iteration == state.get("plan_iterations", 0) for r in state.get("step_results", [])
+    ):
+        emit(runtime, Status(message="Researching the plan's steps.", phase=Phase.RESEARCHING))
     sources = state.get("sources", [])
     for source in sources[state.get("sources_announced", 0) :]:
         emit(runtime, SourceAdded(source=source))

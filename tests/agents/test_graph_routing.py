@@ -13,7 +13,7 @@ from langgraph.types import Command
 
 from agents.citations import cited_ids
 from agents.config import ReportStyle, ResearchOptions
-from agents.events import PlanReady, ResearchEvent, StepStarted
+from agents.events import Phase, PlanReady, ResearchEvent, Status, StepStarted
 from agents.graph import build_graph, sqlite_checkpointer
 from agents.nodes.coordinator import obvious_route
 from agents.report import STYLE_GUIDES
@@ -153,6 +153,8 @@ async def test_independent_steps_run_concurrently() -> None:
     assert latest_start < earliest_end, "the three research steps did not overlap"
     started = [e.index for e in events if isinstance(e, StepStarted)]
     assert sorted(started) == [0, 1, 2]
+    phases = [e.phase for e in events if isinstance(e, Status) and e.phase]
+    assert list(dict.fromkeys(phases)) == [Phase.PLANNING, Phase.RESEARCHING, Phase.REPORTING]
 
 
 async def test_analysis_step_waits_for_the_research_steps() -> None:
