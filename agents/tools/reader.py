@@ -9,6 +9,7 @@ by httpx; the body is streamed and refused past `max_bytes`; the whole read has 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 import httpx
@@ -44,7 +45,10 @@ class _Body:
 
 
 class PageReader:
-    """Reads public http(s) pages; every failure or refusal is a SearchError."""
+    """Reads public http(s) pages; every failure or refusal is a SearchError.
+
+    `ssl_context` decides which certificates are trusted (certifi's bundle by default).
+    """
 
     def __init__(
         self,
@@ -53,8 +57,11 @@ class PageReader:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.guard = guard or UrlGuard()
+        # httpx's default: certifi's CA bundle, present even where the system has none.
+        self.ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
@@ -78,6 +85,7 @@ class PageReader:
             timeout=httpx.Timeout(self.timeout_s),
             limits=httpx.Limits(max_keepalive_connections=0),
             headers={"User-Agent": USER_AGENT},
+            verify=self.ssl_context,
         ) as client:
             for _ in range(self.max_redirects + 1):
                 target = await self.guard.vet(current)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from ipaddress import ip_address
 from typing import Any
 
 import pytest
+import trustme
 
 from agents.errors import SearchError
 from agents.tools.reader import PageReader
@@ -83,10 +85,12 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
 
 
 @contextlib.contextmanager
-def running_site() -> Iterator[Site]:
-    """A site on a free port of 127.0.0.1, stopped on exit."""
+def running_site(tls: ssl.SSLContext | None = None) -> Iterator[Site]:
+    """A site on a free port of 127.0.0.1 (HTTPS with `tls`), stopped on exit."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     site = Site(server)
     server.RequestHandlerClass = _handler(site)
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
@@ -194,15 +198,16 @@ async def test_reader_gives_up_on_a_slow_server(site: Site) -> None:
         await site.reader(timeout_s=0.5).read(f"{site.origin}/slow")
 
 
-async def test_reader_connects_to_the_vetted_address_not_a_fresh_lookup(site: Site) -> None:
-    # The system resolver knows no `docs.example`: the page can only come through the address
-    # the guard vetted, with the name kept in the Host header.
-    async def resolve(host: str, port: int) -> list[IPAddress]:
-        return [ip_address("127.0.0.1")] if host == "docs.example" else []
+async def resolve_docs_example(host: str, port: int) -> list[IPAddress]:
+    """`docs.example` is 127.0.0.1; the system resolver knows no such name."""
+    return [ip_address("127.0.0.1")] if host == "docs.example" else []
 
+
+async def test_reader_connects_to_the_vetted_address_not_a_fresh_lookup(site: Site) -> None:
+    # The page can only come through the address the guard vetted, the name in the Host header.
     site.routes["/article"] = Route(body=ARTICLE)
     origin = f"http://docs.example:{site.port}"
-    reader = PageReader(UrlGuard.allowing([origin], resolver=resolve))
+    reader = PageReader(UrlGuard.allowing([origin], resolver=resolve_docs_example))
     page = await reader.read(f"{origin}/article")
     assert "Philadelphia" in page.text
     assert site.requests == [("/article", f"docs.example:{site.port}")]
@@ -233,3 +238,41 @@ async def test_reader_reports_a_closed_port_as_a_search_error(
     closed.server.server_close()
     with pytest.raises(SearchError, match="ConnectError"):
         await PageReader(UrlGuard.allowing([origin])).read(f"{origin}/")
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A throwaway certificate authority."""
+    return trustme.CA()
+
+
+def https_reader(ca: trustme.CA, port: int) -> PageReader:
+    """A reader that trusts `ca` and may reach https://docs.example:<port> (on 127.0.0.1)."""
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    guard = UrlGuard.allowing([f"https://docs.example:{port}"], resolver=resolve_docs_example)
+    return PageReader(guard, ssl_context=client)
+
+
+def server_tls(ca: trustme.CA, name: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+    return context
+
+
+async def test_https_is_read_through_the_vetted_address_with_the_name_in_sni(
+    ca: trustme.CA,
+) -> None:
+    with running_site(tls=server_tls(ca, "docs.example")) as site:
+        site.routes["/article"] = Route(body=ARTICLE)
+        page = await https_reader(ca, site.port).read(f"https://docs.example:{site.port}/article")
+    assert "Philadelphia" in page.text
+    assert site.requests == [("/article", f"docs.example:{site.port}")]
+
+
+async def test_https_certificate_for_another_name_is_refused(ca: trustme.CA) -> None:
+    with running_site(tls=server_tls(ca, "other.example")) as site:
+        site.routes["/article"] = Route(body=ARTICLE)
+        with pytest.raises(SearchError, match="certificate"):
+            await https_reader(ca, site.port).read(f"https://docs.example:{site.port}/article")
+    assert site.requests == []
