@@ -7,7 +7,7 @@ model; `connect_runtime` builds the real one on an engine endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,8 +17,8 @@ from langchain_core.language_models import BaseChatModel
 
 from agents.config import SearchProviderName
 from agents.context import ContextBudget
-from agents.tools.sandbox import run_python, sandbox_unavailable_reason
-from agents.tools.search import make_provider
+from agents.tools.sandbox import SandboxResult, run_python, sandbox_unavailable_reason
+from agents.tools.search import SearchProvider, make_provider
 from serving.budget import Budget, CallClass
 from serving.client import chat_model
 from serving.endpoint import Endpoint
@@ -36,44 +36,7 @@ class ModelFactory(Protocol):
         ...
 
 
-class Hit(Protocol):
-    """One search result (agents.tools.search.SearchHit has this shape)."""
-
-    title: str
-    url: str
-    passage: str
-    provider: str
-
-
-class Searcher(Protocol):
-    """A search provider (agents.tools.search.SearchProvider has this shape)."""
-
-    name: str
-
-    async def search(self, query: str, max_results: int) -> Sequence[Hit]:
-        """The best `max_results` documents for `query`."""
-        ...
-
-
-class FigureLike(Protocol):
-    """An image a sandbox run wrote."""
-
-    name: str
-    png: bytes
-
-
-class CodeOutcome(Protocol):
-    """What a sandbox run returns (agents.tools.sandbox.SandboxResult has this shape)."""
-
-    stdout: str
-    stderr: str
-    exit_code: int | None
-    timed_out: bool
-    ok: bool
-    figures: Sequence[FigureLike]
-
-
-CodeRunner = Callable[[str], Awaitable[CodeOutcome]]
+CodeRunner = Callable[[str], Awaitable[SandboxResult]]
 
 
 @dataclass(frozen=True)
@@ -81,7 +44,7 @@ class Runtime:
     """What the research graph's nodes use to call the model, search and run code."""
 
     model_for: ModelFactory
-    search_for: Callable[[SearchProviderName], Searcher]
+    search_for: Callable[[SearchProviderName], SearchProvider]
     context_budget: ContextBudget
     run_code: CodeRunner | None = None
     coder_off_reason: str | None = "No code runner was configured."
@@ -100,7 +63,7 @@ def connect_runtime(
         )
 
     @cache
-    def search_for(name: SearchProviderName) -> Searcher:
+    def search_for(name: SearchProviderName) -> SearchProvider:
         return make_provider(name, data_dir=data_dir)
 
     reason = sandbox_unavailable_reason()

@@ -21,11 +21,12 @@ from agents.llm import ModelCalls
 from agents.nodes import emit
 from agents.nodes.researcher import step_fields, step_result, write_notes
 from agents.prompts import render_messages
-from agents.runtime import CodeOutcome, CodeRunner, Runtime
+from agents.runtime import CodeRunner, Runtime
 from agents.sources import Source
 from agents.state import CodeRun, Figure, ResearchState, StepResult, StepTask
 from agents.structured import generate_text
 from agents.text import truncate
+from agents.tools.sandbox import SandboxResult
 from serving.budget import CallClass
 
 CODE_MAX_TOKENS = 512
@@ -54,7 +55,7 @@ def cited_first(task: StepTask) -> list[Source]:
     return sorted(task.sources, key=lambda s: (s.url not in cited, s.id))
 
 
-def code_run(code: str, outcome: CodeOutcome) -> CodeRun:
+def code_run(code: str, outcome: SandboxResult) -> CodeRun:
     """A sandbox outcome as JSON-friendly state."""
     return CodeRun(
         code=code,

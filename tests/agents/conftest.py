@@ -23,6 +23,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from agents.context import ContextBudget
 from agents.runtime import CodeRunner, Runtime
 from agents.text import content_words
+from agents.tools.search import SearchHit
 from serving.budget import CallClass
 from serving.tokens import EstimatingTokenCounter
 
@@ -146,17 +147,6 @@ class Doc:
         return "https://en.wikipedia.org/wiki/" + self.title.replace(" ", "_")
 
 
-@dataclass(frozen=True)
-class SearchHit:
-    """What a provider returns (agents.tools.search.SearchHit's shape)."""
-
-    title: str
-    url: str
-    passage: str
-    score: float
-    provider: str
-
-
 @dataclass
 class MemorySearch:
     """A provider over a few documents, ranked by shared words; records its queries."""
@@ -171,7 +161,10 @@ class MemorySearch:
         wanted = set(content_words(query))
         scored = [(len(wanted & set(content_words(d.title + " " + d.text))), d) for d in self.docs]
         ranked = [d for score, d in sorted(scored, key=lambda p: -p[0]) if score > 0]
-        return [SearchHit(d.title, d.url, d.text, 1.0, self.name) for d in ranked[:max_results]]
+        return [
+            SearchHit(title=d.title, url=d.url, passage=d.text, score=1.0, provider=self.name)
+            for d in ranked[:max_results]
+        ]
 
 
 DOCS = [
