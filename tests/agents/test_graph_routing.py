@@ -20,6 +20,7 @@ from agents.report import STYLE_GUIDES
 from agents.research import ResearchResult, initial_state, resume_research, run_research
 from agents.state import Plan, PlanReview, Route, Step, StepType
 from agents.tools.sandbox import run_python, sandbox_unavailable_reason
+from serving.errors import EngineError
 from tests.agents.conftest import Script, cut_off, scripted_runtime
 
 QUESTION = "Which magazine was started first, Arthur's Magazine or First for Women?"
@@ -359,3 +360,31 @@ async def test_style_and_locale_reach_every_writing_prompt() -> None:
     schema = script.of("plan")[0].kwargs["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["locale"]["enum"] == ["de-DE"]
     assert result.plan is not None and result.plan.locale == "de-DE"
+
+
+async def test_a_crashed_run_resumes_without_redoing_finished_steps(tmp_path: Path) -> None:
+    def notes(messages: list[Any]) -> str:
+        if "First for Women start" in str(messages[-1].content) and not recovered:
+            raise EngineError("The engine went away.")
+        return "The magazine was published from 1844 [1]."
+
+    recovered = False
+    script = default_script(notes=notes)
+    script.delays["notes"] = 0.05
+    options = ResearchOptions(auto_accept_plan=True)
+    async with sqlite_checkpointer(tmp_path / "checkpoints.sqlite3") as saver:
+        with pytest.raises(EngineError):
+            await run_research(
+                QUESTION, options, scripted_runtime(script), checkpointer=saver, thread_id="j"
+            )
+        finished = [c.prompt for c in script.of("notes")]
+        recovered = True
+        result = await resume_research("j", scripted_runtime(script), saver)
+    redone = [c.prompt for c in script.of("notes")][len(finished) :]
+    assert len(redone) == 1 and "First for Women start" in redone[0]
+    assert len(script.of("plan")) == 1
+    assert {r.title for r in (result.plan.steps if result.plan else [])} == {
+        ARTHUR["title"],
+        FIRST["title"],
+    }
+    assert "## Answer" in result.report
