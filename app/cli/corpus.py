@@ -45,7 +45,7 @@ def add(
     for path in paths:
         result = corpus.add(load_documents(path))
         _stdout.print(f"{path}: {_summary(result)}")
-    _stdout.print(f"The corpus at {corpus.path} holds {corpus.count()} passages.")
+    _stdout.print(f"The corpus at {corpus.path} holds {_passages(corpus.count())}.")
 
 
 def _summary(result: AddResult) -> str:
@@ -57,6 +57,10 @@ def _summary(result: AddResult) -> str:
     if result.removed:
         parts.append(f"{result.removed} removed")
     return ", ".join(parts) + " passages"
+
+
+def _passages(count: int) -> str:
+    return f"{count} passage{'' if count == 1 else 's'}"
 
 
 @app.command("search")
@@ -106,7 +110,7 @@ def list_passages(
         table.add_row(doc.id, doc.title, str(doc.chunk), doc.url, added)
     _stdout.print(table)
     shown = min(limit, max(total - offset, 0))
-    _stdout.print(f"{shown} of {total} passages shown.")
+    _stdout.print(f"{shown} of {_passages(total)} shown.")
 
 
 @app.command("remove")
@@ -122,7 +126,7 @@ def remove(
     for item in ids:
         removed = corpus.delete_url(item) if "://" in item else int(corpus.delete(item))
         if removed:
-            _stdout.print(f"Removed {removed} passage{'s' if removed != 1 else ''} of {item}.")
+            _stdout.print(f"Removed {_passages(removed)} of {item}.")
         else:
             missing.append(item)
     if missing:
