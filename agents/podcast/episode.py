@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 class PodcastStage(StrEnum):
     """Where a podcast is in the making."""
 
+    DEFERRED = "deferred"  # its script call waits for memory pressure to clear
     SCRIPT = "script"
     SCRIPT_READY = "script_ready"
     SPEAKING = "speaking"

@@ -1,0 +1,316 @@
+"""Podcast routes: make a finished report's two-host audio summary, then play it (with Range).
+
+`POST /api/research/{id}/podcast` checks the speech backend and starts the podcast in the
+background; progress goes to the job's event log as `podcast` events (deferred, script,
+script_ready, speaking, encoding, done, error). The audio and transcript are job artifacts
+(`podcast.wav`, `.ogg`, `.mp3`, `podcast.txt`); the report itself is never changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel
+
+from agents.podcast import (
+    AudioFormat,
+    Podcast,
+    PodcastProgress,
+    PodcastStage,
+    ProgressSink,
+    SpeechBackend,
+    TtsSettings,
+    make_podcast,
+    speech_backend,
+)
+from agents.runtime import Runtime
+from app.api.schemas import Problem
+from app.jobs.models import Job, JobStatus
+from app.jobs.store import JobStore
+from serving.budget import Budget
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/research", tags=["podcast"])
+EVENT_TYPE = "podcast"
+TRANSCRIPT = "podcast.txt"
+_BYTES_RANGE = re.compile(r"^(\d*)-(\d*)$")
+_NOT_FOUND = {404: {"model": Problem, "description": "No such job, or no podcast yet."}}
+
+
+def audio_artifact(fmt: AudioFormat) -> str:
+    """The artifact name of the podcast audio in `fmt`."""
+    return f"podcast.{fmt.value}"
+
+
+async def produce_podcast(
+    store: JobStore,
+    job: Job,
+    runtime: Runtime,
+    settings: TtsSettings,
+    *,
+    budget: Budget | None = None,
+    backend: SpeechBackend | None = None,
+    on_progress: ProgressSink | None = None,
+) -> Podcast:
+    """Make the job's podcast, logging `podcast` events and storing the artifacts.
+
+    Failures are logged as an `error` event and raised; the job and its report stay as they are.
+    """
+
+    def progress(event: PodcastProgress) -> None:
+        store.append_event(job.id, EVENT_TYPE, event.model_dump(mode="json", exclude_none=True))
+        if on_progress is not None:
+            on_progress(event)
+
+    if budget is not None and budget.under_pressure:
+        progress(
+            PodcastProgress(
+                stage=PodcastStage.DEFERRED,
+                message="The engine is under memory pressure: the podcast starts when it clears.",
+            )
+        )
+    try:
+        podcast = await make_podcast(
+            job.report or "",
+            runtime,
+            settings,
+            question=job.question,
+            backend=backend,
+            on_progress=progress,
+        )
+        await asyncio.to_thread(_store_podcast, store, job.id, podcast)
+    except Exception as exc:
+        progress(PodcastProgress(stage=PodcastStage.ERROR, message=str(exc) or type(exc).__name__))
+        raise
+    return podcast
+
+
+def _store_podcast(store: JobStore, job_id: str, podcast: Podcast) -> None:
+    store.put_artifact(job_id, TRANSCRIPT, "text/plain; charset=utf-8", podcast.transcript.encode())
+    # WAV last: its presence is what says the podcast is ready.
+    for fmt in sorted(podcast.audio, key=lambda f: f is AudioFormat.WAV):
+        store.put_artifact(job_id, audio_artifact(fmt), fmt.media_type, podcast.audio[fmt])
+
+
+class PodcastTasks:
+    """The podcasts being made in this process: at most one per job at a time."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+
+    def running(self, job_id: str) -> bool:
+        """Whether a podcast of the job is being made."""
+        return job_id in self._tasks
+
+    def start(self, job_id: str, work: Coroutine[Any, Any, Any]) -> None:
+        """Run `work` in the background for the job."""
+        task = asyncio.get_running_loop().create_task(
+            _logged(job_id, work), name=f"podcast-{job_id}"
+        )
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _task: self._tasks.pop(job_id, None))
+
+    async def wait(self, job_id: str) -> None:
+        """Wait until the job's podcast (if one is being made) ends."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Cancel every podcast in progress."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _logged(job_id: str, work: Coroutine[Any, Any, Any]) -> None:
+    try:
+        await work
+    except Exception:  # already in the job's events; a background task has no caller to tell
+        logger.warning("podcast of job %s failed", job_id, exc_info=True)
+
+
+class PodcastLinks(BaseModel):
+    """Where the podcast will be."""
+
+    audio: str
+    transcript: str
+    events: str
+
+
+class PodcastStarted(BaseModel):
+    """A podcast is being made (`already_running`: by an earlier request)."""
+
+    job_id: str
+    already_running: bool
+    links: PodcastLinks
+
+
+def podcast_tasks(request: Request) -> PodcastTasks:
+    """The app's podcast tasks (made on first use if the app did not set them up)."""
+    state = request.app.state
+    if not hasattr(state, "podcasts"):
+        state.podcasts = PodcastTasks()
+    return state.podcasts
+
+
+def _store(request: Request) -> JobStore:
+    return request.app.state.store
+
+
+def _job(request: Request, job_id: str) -> Job:
+    job = _store(request).get(job_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No research job {job_id!r}.")
+    return job
+
+
+@router.post(
+    "/{job_id}/podcast",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PodcastStarted,
+    responses={
+        **_NOT_FOUND,
+        400: {"model": Problem, "description": "The speech backend is misconfigured."},
+        409: {"model": Problem, "description": "The report is not done."},
+    },
+)
+async def start_podcast(job_id: str, request: Request, response: Response) -> PodcastStarted:
+    """Start making the report's podcast; follow it in the job's events (`podcast`)."""
+    job = _job(request, job_id)
+    if job.status is not JobStatus.DONE or not job.report:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"The report is not done (the job is {job.status}): a podcast needs it.",
+        )
+    tasks = podcast_tasks(request)
+    base = f"/api/research/{job_id}"
+    links = PodcastLinks(
+        audio=f"{base}/podcast", transcript=f"{base}/podcast/transcript", events=f"{base}/events"
+    )
+    response.headers["Location"] = links.audio
+    if tasks.running(job_id):
+        return PodcastStarted(job_id=job_id, already_running=True, links=links)
+    settings: TtsSettings = request.app.state.settings.tts
+    backend = speech_backend(settings)
+    await backend.check()  # a bad voice or server is a 400 now, not an event later
+    services = request.app.state.services
+    tasks.start(
+        job_id,
+        produce_podcast(
+            _store(request),
+            job,
+            services.runtime,
+            settings,
+            budget=services.budget,
+            backend=backend,
+        ),
+    )
+    return PodcastStarted(job_id=job_id, already_running=False, links=links)
+
+
+@router.get(
+    "/{job_id}/podcast",
+    responses={
+        200: {"content": {f.media_type: {} for f in AudioFormat}, "description": "The audio."},
+        206: {"description": "The requested byte range of the audio."},
+        416: {"model": Problem, "description": "The byte range is invalid or past the end."},
+        **_NOT_FOUND,
+    },
+)
+async def get_podcast(
+    job_id: str,
+    request: Request,
+    format: Annotated[AudioFormat, Query(description="wav, ogg or mp3.")] = AudioFormat.WAV,
+    range_: Annotated[str | None, Header(alias="Range")] = None,
+) -> Response:
+    """The podcast audio; supports single byte ranges (`Range: bytes=0-1023`)."""
+    _job(request, job_id)
+    found = await asyncio.to_thread(_store(request).get_artifact, job_id, audio_artifact(format))
+    if found is None:
+        why = await asyncio.to_thread(_missing, request, job_id, format)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=why)
+    artifact, data = found
+    return ranged(data, artifact.media_type, range_)
+
+
+@router.get(
+    "/{job_id}/podcast/transcript",
+    responses={200: {"content": {"text/plain": {}}}, **_NOT_FOUND},
+)
+async def get_transcript(job_id: str, request: Request) -> Response:
+    """The podcast's lines, one `Speaker: line` each."""
+    _job(request, job_id)
+    found = await asyncio.to_thread(_store(request).get_artifact, job_id, TRANSCRIPT)
+    if found is None:
+        why = await asyncio.to_thread(_missing, request, job_id, None)
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=why)
+    artifact, data = found
+    return Response(data, media_type=artifact.media_type)
+
+
+def _missing(request: Request, job_id: str, fmt: AudioFormat | None) -> str:
+    """Why there is nothing to serve yet, and what to do."""
+    if podcast_tasks(request).running(job_id):
+        return "The podcast is being made; follow the job's events (type podcast)."
+    store = _store(request)
+    if fmt is not None and store.get_artifact(job_id, audio_artifact(AudioFormat.WAV)):
+        return f"The podcast has no {fmt} file: install sox (or ffmpeg), then make it again."
+    last = next((e for e in reversed(store.events(job_id)) if e.type == EVENT_TYPE), None)
+    if last is not None and last.data.get("stage") == PodcastStage.ERROR:
+        return f"The podcast failed: {last.data.get('message')} Fix it, then POST again."
+    return f"No podcast yet: POST /api/research/{job_id}/podcast to make one."
+
+
+def ranged(data: bytes, media_type: str, header: str | None) -> Response:
+    """`data` whole (200), or the one byte range `header` asks for (206); 416 if unsatisfiable."""
+    size = len(data)
+    span = byte_range(header, size) if header else None
+    if span is None:
+        return Response(data, media_type=media_type, headers={"Accept-Ranges": "bytes"})
+    start, end = span
+    return Response(
+        data[start : end + 1],
+        status_code=status.HTTP_206_PARTIAL_CONTENT,
+        media_type=media_type,
+        headers={"Accept-Ranges": "bytes", "Content-Range": f"bytes {start}-{end}/{size}"},
+    )
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The inclusive (start, end) of a single `bytes=` range; None means "send it all".
+
+    Other units and multi-range requests are ignored (allowed by RFC 9110); a malformed or
+    unsatisfiable byte range raises HTTP 416.
+    """
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    match = _BYTES_RANGE.match(spec.strip())
+    if match is None or match.groups() == ("", ""):
+        raise _unsatisfiable(size, f"malformed range {header!r}")
+    first, last = match.groups()
+    if first == "":  # a suffix: the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            raise _unsatisfiable(size, "an empty suffix range")
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise _unsatisfiable(size, f"range {header!r} is outside 0-{size - 1}")
+    return start, end
+
+
+def _unsatisfiable(size: int, reason: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
+        detail=f"Cannot serve {reason}; the audio has {size} bytes.",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
