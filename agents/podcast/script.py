@@ -142,11 +142,13 @@ def digest_report(report: str, question: str | None = None) -> ReportDigest:
     )
 
 
-def script_schema(hosts: Sequence[str], max_lines: int) -> dict[str, Any]:
+def script_schema(hosts: Sequence[str], max_lines: int, max_line_chars: int) -> dict[str, Any]:
     """The JSON schema sent to the engine: speakers limited to the hosts, lines capped."""
     schema = PodcastScript.model_json_schema()
-    line = schema["$defs"]["ScriptLine"]
-    line["properties"]["speaker"]["enum"] = list(hosts)
+    turn = schema["$defs"]["ScriptLine"]["properties"]
+    turn["speaker"]["enum"] = list(hosts)
+    # A small model can loop inside one string; the cap ends the line instead of the budget.
+    turn["line"]["maxLength"] = max_line_chars
     schema["properties"]["lines"].update(minItems=MIN_LINES, maxItems=max_lines)
     return schema
 
@@ -254,7 +256,7 @@ async def write_script(
         max_tokens=settings.script_max_tokens,
         fallback=lambda _reason: fallback_script(digest, settings),
         check=lambda script: check_script(script, digest, settings),
-        json_schema=script_schema(hosts, settings.max_lines),
+        json_schema=script_schema(hosts, settings.max_lines, settings.max_line_chars),
     )
     written = WrittenScript(
         framed(result.value, digest, hosts), result.attempts, result.fallback_reason

@@ -158,6 +158,7 @@ async def test_a_good_model_script_is_cleaned_and_framed_by_intro_and_outro() ->
     schema = script.calls[0].kwargs["response_format"]["json_schema"]["schema"]
     assert schema["$defs"]["ScriptLine"]["properties"]["speaker"]["enum"] == [MAYA, THEO]
     assert schema["properties"]["lines"]["maxItems"] == SETTINGS.max_lines
+    assert schema["$defs"]["ScriptLine"]["properties"]["line"]["maxLength"] == 280
     assert "Bauer Media Group" in script.calls[0].prompt
     assert "https://" not in script.calls[0].prompt
 
