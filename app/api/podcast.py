@@ -310,7 +310,7 @@ def byte_range(header: str, size: int) -> tuple[int, int] | None:
 
 def _unsatisfiable(size: int, reason: str) -> HTTPException:
     return HTTPException(
-        status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
+        status.HTTP_416_RANGE_NOT_SATISFIABLE,
         detail=f"Cannot serve {reason}; the audio has {size} bytes.",
         headers={"Content-Range": f"bytes */{size}"},
     )
