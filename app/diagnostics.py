@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from ddgs import DDGS
+from ddgs.exceptions import DDGSException
+
 from app.settings import Settings
 from serving.embedded_model import EMBEDDED_MODEL_NAME, embedded_model_dir, find_gguf
 from serving.endpoint import discover_endpoint
@@ -165,8 +168,8 @@ def check_gpu(settings: Settings) -> Check:
         "gpu",
         Status.WARN,
         "none: the embedded CPU engine serves SmolLM2-135M, which is slow and small",
-        "For useful reports serve a Qwen3 profile on a GPU (`fawn serve --profile ...`) or set "
-        "FAWN_LLM_BASE_URL to an engine that runs on one.",
+        "For useful reports serve Qwen3-4B on a GPU (e.g. `fawn serve --profile qwen3-4b-24gb` "
+        "on a 24 GB card), or set FAWN_LLM_BASE_URL to an engine that runs on one.",
     )
 
 
@@ -227,9 +230,6 @@ def check_speech(settings: Settings) -> Check:
 
 def check_web_search(settings: Settings) -> Check:
     """A real web query answers; offline is only a warning, since the local corpus still works."""
-    from ddgs import DDGS
-    from ddgs.exceptions import DDGSException
-
     try:
         results = DDGS(timeout=WEB_SEARCH_TIMEOUT_S).text("deep research", max_results=1)
     except DDGSException as exc:
