@@ -29,7 +29,7 @@ def podcast(
     Example: fawn podcast 3f2c9a0e5b7d4e1f8a6b2c4d9e0f1a2b --out summary.mp3
     """
     # Imported here so that every other command starts without loading langchain.
-    from agents.podcast import AudioFormat, PodcastProgress
+    from agents.podcast import AudioFormat, PodcastProgress, speech_backend
     from app.api.podcast import produce_podcast
     from app.jobs.models import JobStatus
     from app.jobs.store import SqliteJobStore
@@ -51,6 +51,9 @@ def podcast(
         if job.status is not JobStatus.DONE or not job.report:
             raise fail(f"Job {job_id} is {job.status}: a podcast needs its finished report.")
 
+        backend = speech_backend(settings.tts)
+        asyncio.run(backend.check())  # before the engine starts: a bad voice fails in a moment
+
         def show(event: PodcastProgress) -> None:
             console.print(f"[dim]{event.stage}:[/] {event.message}", highlight=False)
 
@@ -71,6 +74,7 @@ def podcast(
                     services.runtime,
                     settings.tts,
                     budget=services.budget,
+                    backend=backend,
                     on_progress=show,
                 )
             )
