@@ -111,15 +111,16 @@ def speakable(text: str) -> str:
 
 
 def report_sections(report: str) -> tuple[str, dict[str, str]]:
-    """The report's title and its `## ` sections by lower-cased heading."""
-    title, sections, current = "", {}, None
+    """The report's title and its sections by lower-cased `## ` heading ("" before the first)."""
+    title, current = "", ""
+    sections = {current: ""}
     for line in report.splitlines():
-        if line.startswith("# ") and not title and current is None:
+        if line.startswith("# ") and not title and current == "":
             title = line[2:].strip()
         elif line.startswith("## "):
             current = line[3:].strip().lower()
             sections[current] = ""
-        elif current is not None:
+        else:
             sections[current] += line + "\n"
     return title, sections
 
@@ -127,7 +128,8 @@ def report_sections(report: str) -> tuple[str, dict[str, str]]:
 def digest_report(report: str, question: str | None = None) -> ReportDigest:
     """The speakable parts of a Markdown report (a report without sections is all answer)."""
     title, sections = report_sections(report)
-    body = sections.get("answer", "" if sections else report)
+    # A report without an Answer section (a small-talk reply) is all answer.
+    body = sections.get("answer", sections[""])
     points = [
         speakable(line)
         for line in sections.get("key points", "").splitlines()

@@ -135,6 +135,13 @@ def test_the_digest_is_speakable_answer_points_and_analysis() -> None:
         assert "[" not in text and "http" not in text and "print(" not in text and "#" not in text
 
 
+def test_a_reply_without_sections_is_all_answer_under_its_title() -> None:
+    digest = digest_report("# Hello\n\nHi! I am Fawn. I research questions. Ask me one.")
+    assert digest.question == "Hello"
+    assert digest.answer == ["Hi!", "I am Fawn.", "I research questions."]
+    assert digest.key_points == [] and digest.analysis == ""
+
+
 def test_speakable_drops_markup_but_keeps_the_words() -> None:
     assert speakable("**Bold** claim [1, 2] (<https://x.org>) and `code`.") == (
         "Bold claim and code."
