@@ -1,4 +1,5 @@
-"""Podcast routes on the real engine and a real SQLite job store: start, follow, play with Range.
+"""Podcast routes on the real engine and a real SQLite job store: start (under pressure), follow,
+play with Range.
 
 A finished job is written straight into the store (a research run costs minutes on a CPU; the
 podcast only needs the finished report), then the podcast is made through the API exactly as a
@@ -26,7 +27,9 @@ from app.api.app import create_app
 from app.jobs.models import JobOptions, JobStatus
 from app.jobs.store import JobStore
 from app.settings import Settings
+from serving.budget import CallClass
 from serving.endpoint import Endpoint
+from serving.pressure import PressureSample, PressureSettings
 from serving.settings import LLMSettings
 from tests.agents.test_podcast import REPORT
 from tests.agents.test_tts import SpeechServer, speech_server  # noqa: F401 (fixture)
@@ -36,6 +39,8 @@ pytestmark = pytest.mark.engine
 QUESTION = "Which magazine was started first, Arthur's Magazine or First for Women?"
 PODCAST_TIMEOUT_S = 400
 SECONDS_PER_WORD = (0.2, 1.5)
+# Long enough that the script call queues before pressure clears, even on a busy machine.
+CLEAR_AFTER_S = 20.0
 
 
 class PodcastAppSettings(Settings):
@@ -47,7 +52,10 @@ class PodcastAppSettings(Settings):
 def podcast_app(engine: Endpoint, data_dir: Path, tts: TtsSettings | None = None) -> FastAPI:
     """The API on `engine`, with the podcast routes (added here until create_app registers them)."""
     settings = PodcastAppSettings(
-        data_dir=data_dir, llm=LLMSettings(base_url=engine.base_url), tts=tts or TtsSettings()
+        data_dir=data_dir,
+        llm=LLMSettings(base_url=engine.base_url),
+        pressure=PressureSettings(clear_after_s=CLEAR_AFTER_S),
+        tts=tts or TtsSettings(),
     )
     app = create_app(settings)
     if not any(getattr(r, "path", "") == "/api/research/{job_id}/podcast" for r in app.routes):
@@ -88,16 +96,28 @@ def client(engine: Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def made(client: TestClient) -> dict[str, Any]:
-    """One podcast made through the API: the job id, its events, and the first 404."""
+    """One podcast made through the API, started under memory pressure (set on the app's real
+    monitor; its own sampling of the engine clears it `CLEAR_AFTER_S` later)."""
     job_id = finished_job(client)
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services.pressure.update(PressureSample(kv_usage=0.99))
+    assert services.budget.under_pressure
     response = client.post(f"/api/research/{job_id}/podcast")
     assert response.status_code == 202, response.text
     assert response.headers["location"] == f"/api/research/{job_id}/podcast"
     assert response.json()["already_running"] is False
+    deadline = time.monotonic() + CLEAR_AFTER_S / 2
+    while services.budget.snapshot().queued[CallClass.TTS] < 1:
+        assert time.monotonic() < deadline, "the script call never queued"
+        time.sleep(0.05)
+    waiting = {
+        "snapshot": services.budget.snapshot(),
+        "stages": [e["stage"] for e in podcast_events(client, job_id)],
+    }
     again = client.post(f"/api/research/{job_id}/podcast")
     early = client.get(f"/api/research/{job_id}/podcast")
     events = wait_for_podcast(client, job_id)
-    return {"id": job_id, "events": events, "again": again, "early": early}
+    return {"id": job_id, "events": events, "again": again, "early": early, "waiting": waiting}
 
 
 def test_podcast_of_an_unfinished_or_unknown_job_is_refused(client: TestClient) -> None:
@@ -116,10 +136,19 @@ def test_podcast_is_404_while_made_and_a_second_post_joins_it(made: dict[str, An
     assert made["again"].status_code == 202 and made["again"].json()["already_running"] is True
 
 
+def test_podcast_started_under_pressure_waits_in_the_tts_class_then_finishes(
+    made: dict[str, Any],
+) -> None:
+    snapshot = made["waiting"]["snapshot"]
+    assert snapshot.under_pressure and snapshot.in_flight[CallClass.TTS] == 0
+    assert made["waiting"]["stages"] == ["deferred", "script"]
+    assert made["events"][-1]["stage"] == "done"
+
+
 def test_podcast_progress_is_in_the_job_events(made: dict[str, Any]) -> None:
     stages = [e["stage"] for e in made["events"]]
-    assert stages[0] == "script" and stages[1] == "script_ready" and stages[-1] == "done"
-    total = made["events"][1]["total"]
+    assert stages[:3] == ["deferred", "script", "script_ready"] and stages[-1] == "done"
+    total = made["events"][2]["total"]
     speaking = [e for e in made["events"] if e["stage"] == "speaking"]
     assert [(e["done"], e["total"]) for e in speaking] == [(n, total) for n in range(total)]
 
