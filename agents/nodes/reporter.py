@@ -21,18 +21,25 @@ from agents.runtime import Runtime
 from agents.sources import Source
 from agents.state import ResearchState, StepResult
 from agents.structured import generate_text
-from agents.text import sentences, truncate
+from agents.text import overlap, sentences, truncate
 from serving.budget import CallClass
 
 ANSWER_MAX_TOKENS = 160
 ANSWER_SENTENCES = 3
 PASSAGE_CHARS = 700
+REPORT_PASSAGES = 4
 
 
-def ordered_sources(results: Sequence[StepResult], registry: Sequence[Source]) -> list[Source]:
-    """Registry sources, those the notes cite first (they matter most if the prompt is cut)."""
+def best_sources(
+    question: str, results: Sequence[StepResult], registry: Sequence[Source]
+) -> list[Source]:
+    """The REPORT_PASSAGES sources the answer should read: those the notes cite, then those
+    sharing most words with the question. A small model answers worse with more passages."""
     cited = {n for r in results for n in cited_ids(global_notes(r, registry))}
-    return sorted(registry, key=lambda s: (s.id not in cited, s.id))
+    ranked = sorted(
+        registry, key=lambda s: (s.id not in cited, -overlap(question, f"{s.title} {s.passage}"))
+    )
+    return sorted(ranked[:REPORT_PASSAGES], key=lambda s: s.id)
 
 
 def finish_answer(text: str, registry: Sequence[Source], fallback: str) -> str:
@@ -56,7 +63,7 @@ async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> Rese
     notes = [global_notes(r, registry) for r in results]
     passages = [
         f"[{s.id}] {s.title}: {truncate(s.passage, PASSAGE_CHARS)}"
-        for s in ordered_sources(results, registry)
+        for s in best_sources(question, results, registry)
     ]
     fitted = await runtime.context.context_budget.fit(
         lambda kept: render_messages(
@@ -72,7 +79,7 @@ async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> Rese
     )
     calls = ModelCalls(runtime.context)
     text = await generate_text(
-        calls, CallClass.REPORT, fitted.messages, max_tokens=ANSWER_MAX_TOKENS
+        calls, CallClass.REPORT, fitted.messages, max_tokens=ANSWER_MAX_TOKENS, temperature=0.0
     )
     points = key_points(results, registry)
     answer = finish_answer(text, registry, points[0] if points else NO_ANSWER)

@@ -96,7 +96,7 @@ async def write_notes(
     )
     shown = list(sources[: len(fitted.pieces)])
     text = await generate_text(
-        calls, CallClass.RESEARCH, fitted.messages, max_tokens=NOTES_MAX_TOKENS
+        calls, CallClass.RESEARCH, fitted.messages, max_tokens=NOTES_MAX_TOKENS, temperature=0.0
     )
     notes, reason = ground_notes(text, task.question, shown)
     return notes, shown, reason

@@ -28,7 +28,7 @@ from serving.client import chat_model
 from serving.endpoint import Endpoint
 from serving.settings import LLMSettings
 from serving.tokens import EngineTokenCounter
-from tests.agents.conftest import Script, cut_off, scripted_runtime
+from tests.agents.conftest import MemorySearch, Script, cut_off, scripted_runtime
 
 QUESTION = "Were Scott Derrickson and Ed Wood of the same nationality?"
 
@@ -184,13 +184,15 @@ def test_fallback_plan_researches_the_question() -> None:
 
 
 @pytest.mark.engine
-async def test_cut_off_structured_output_on_the_real_engine_falls_back(engine: Endpoint) -> None:
+async def test_cut_off_structured_output_on_the_real_engine_falls_back(
+    engine: Endpoint, memory_search: MemorySearch
+) -> None:
     budget = Budget(8)
     runtime = Runtime(
         model_for=lambda call_class, *, max_tokens, temperature=None: chat_model(
             engine, LLMSettings(), budget, call_class, max_tokens=max_tokens, temperature=0
         ),
-        search_for=lambda _name: None,  # type: ignore[arg-type,return-value]
+        search_for=lambda _name: memory_search,
         context_budget=ContextBudget(engine.max_model_len, EngineTokenCounter(engine)),
     )
     made = await generate_structured(
