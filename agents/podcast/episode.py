@@ -98,11 +98,15 @@ async def make_podcast(
     progress(PodcastProgress(stage=PodcastStage.SCRIPT, message="Writing the script."))
     written, calls = await write_script(digest_report(report, question), runtime, settings)
     script = written.script
-    source = "the report itself" if written.fallback_reason else "the model"
+    source = (
+        "built from the report's answer and key points"
+        if written.fallback_reason
+        else "written by the model"
+    )
     progress(
         PodcastProgress(
             stage=PodcastStage.SCRIPT_READY,
-            message=f"The script is ready: {len(script.lines)} lines, written by {source}.",
+            message=f"The script is ready: {len(script.lines)} lines, {source}.",
             total=len(script.lines),
             fallback_reason=written.fallback_reason,
         )
@@ -111,14 +115,9 @@ async def make_podcast(
     audio_pcm = join(clips, settings.pause_s)
     wanted = encodable_formats() if formats is None else formats
     audio, notes = await _encode(write_wav(audio_pcm), wanted, progress)
-    progress(
-        PodcastProgress(
-            stage=PodcastStage.DONE,
-            message=f"The podcast is ready: {audio_pcm.duration_s:.0f} s, "
-            + ", ".join(sorted(audio))
-            + ".",
-        )
-    )
+    made = ", ".join(sorted(audio))
+    summary = f"The podcast is ready: {audio_pcm.duration_s:.0f} s as {made}."
+    progress(PodcastProgress(stage=PodcastStage.DONE, message=" ".join([summary, *notes])))
     return Podcast(script, audio, audio_pcm.duration_s, calls.usage, written.fallback_reason, notes)
 
 
