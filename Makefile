@@ -4,7 +4,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := bubblewrap espeak-ng sox chromium chromium-driver
+APT_PACKAGES := bubblewrap espeak-ng sox chromium chromium-driver docker-compose
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_QUESTION ?= Which magazine was started first, Arthur's Magazine or First for Women?
 
