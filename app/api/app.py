@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from agents.graph import sqlite_checkpointer
+from app import web
 from app.api import corpus, health, research
 from app.api.auth import check_bind_is_safe, require_api_key
 from app.api.errors import install_error_handlers
@@ -58,4 +59,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(research.router)
     app.include_router(corpus.router)
     app.include_router(health.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files(), name="static")
     return app

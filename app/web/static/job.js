@@ -1,0 +1,247 @@
+"use strict";
+// The live job page. Events come from the job's SSE stream and are drawn once each, keyed by
+// their id (the job's event sequence number): after a network drop EventSource resumes with
+// Last-Event-ID, after a reload the stream replays from the start, and either way every event
+// shows exactly once, in order.
+(function () {
+  const root = document.getElementById("job");
+  if (!root) return;
+  const EVENT_TYPES = [
+    "status", "plan", "step_started", "source_added", "tool_result", "step_done",
+    "report_chunk", "error", "done", "podcast",
+  ];
+  const FINAL = new Set(["done", "failed", "cancelled"]);
+  const PAST_REVIEW = new Set(["researching", "reporting", ...FINAL]);
+  const RECONNECT_MS = 3000;
+  const labels = JSON.parse(root.dataset.labels);
+  const timeline = document.getElementById("timeline");
+  const seen = new Set();
+  let stream = null;
+  let iteration = 0; // the plan round the latest steps belong to
+  let activeStep = null; // where a source found by the running step is listed
+  let draft = "";
+  let eventsSinceDrop = 0;
+  let finished = false;
+
+  function node(tag, className, ...children) {
+    const element = document.createElement(tag);
+    if (className) element.className = className;
+    element.append(...children); // strings become text nodes: nothing here is parsed as HTML
+    return element;
+  }
+
+  function isWebUrl(url) {
+    return /^https?:\/\//i.test(url);
+  }
+
+  function sourceLink(source) {
+    const title = source.title || source.url;
+    if (!isWebUrl(source.url)) return node("span", "", title);
+    const link = node("a", "", title);
+    link.href = source.url;
+    link.target = "_blank";
+    link.rel = "noopener noreferrer nofollow";
+    return link;
+  }
+
+  function entry(seq, className, ...children) {
+    const item = node("li", "event " + className, ...children);
+    item.dataset.seq = String(seq);
+    return item;
+  }
+
+  function stepBox(index) {
+    const id = index < 0 ? "step-background" : "step-" + iteration + "-" + index;
+    let box = document.getElementById(id);
+    if (!box) {
+      const heading = index < 0 ? "Background search" : "Step " + (index + 1);
+      box = node("li", "step", node("p", "step-title", heading), node("ul", "step-events"));
+      box.id = id;
+      timeline.append(box);
+    }
+    return box;
+  }
+
+  function setStatus(status, error) {
+    root.dataset.status = status;
+    const badge = document.getElementById("job-status");
+    badge.textContent = labels[status] || status;
+    badge.className = "status status-" + status;
+    if (error) {
+      const box = document.getElementById("job-error");
+      box.textContent = error;
+      box.classList.remove("hidden");
+    }
+    if (status === "done") document.getElementById("report-link").classList.remove("hidden");
+    if (status === "awaiting_plan_review") loadPlanReview();
+    else if (PAST_REVIEW.has(status)) document.getElementById("plan-review").replaceChildren();
+  }
+
+  async function loadPlanReview() {
+    const holder = document.getElementById("plan-review");
+    if (holder.querySelector("form")) return;
+    const response = await fetch(root.dataset.planReviewUrl);
+    // The fragment is our own server-rendered template, escaped there like every page.
+    if (response.status === 200 && root.dataset.status === "awaiting_plan_review") {
+      holder.innerHTML = await response.text();
+    }
+  }
+
+  async function loadReport() {
+    const report = document.getElementById("report");
+    if (!document.getElementById("report-draft")) return; // rendered by the server already
+    const response = await fetch(root.dataset.reportBodyUrl);
+    // Sanitized on the server (app/web/render.py): an allow-list of tags, no script.
+    if (response.ok) report.innerHTML = await response.text();
+  }
+
+  function drawPlan(plan) {
+    const steps = node("ol", "plan-steps");
+    (plan.steps || []).forEach(function (step) {
+      const item = node("li", "", node("strong", "", step.title), " ",
+        node("span", "tag", step.step_type));
+      if (step.description) item.append(node("p", "", step.description));
+      steps.append(item);
+    });
+    const parts = [node("h3", "", plan.title || "Plan")];
+    if (plan.thought) parts.push(node("p", "muted", plan.thought));
+    document.getElementById("plan").replaceChildren(...parts, steps);
+  }
+
+  function addSource(source) {
+    const list = document.getElementById("sources");
+    if (list.querySelector('[data-source-id="' + Number(source.id) + '"]')) return;
+    const item = node("li", "", sourceLink(source), " ",
+      node("span", "muted", "(" + source.provider + ")"));
+    item.dataset.sourceId = String(source.id);
+    item.value = source.id;
+    list.append(item);
+  }
+
+  function toolOutput(data) {
+    const parts = [node("span", "tag", data.tool === "python" ? "Python" : "Search"), " ",
+      node("span", "", data.summary)];
+    if (data.code) parts.push(node("pre", "code", data.code));
+    if (data.stdout) parts.push(node("pre", "output", data.stdout));
+    (data.figures || []).forEach(function (figure) {
+      if (!/^[A-Za-z0-9+/=]+$/.test(figure.png_base64 || "")) return;
+      const image = node("img", "figure");
+      image.alt = figure.name || "Figure";
+      image.src = "data:image/png;base64," + figure.png_base64;
+      parts.push(image);
+    });
+    return parts;
+  }
+
+  const handlers = {
+    status: function (seq, data) {
+      if (data.status) {
+        setStatus(data.status, data.error);
+        const text = labels[data.status] || data.status;
+        timeline.append(entry(seq, "status", data.error ? text + ": " + data.error : text));
+      } else if (data.message) {
+        timeline.append(entry(seq, "message", data.message));
+      }
+    },
+    plan: function (seq, data) {
+      iteration = data.iteration;
+      drawPlan(data.plan);
+      const count = (data.plan.steps || []).length;
+      const text = "Plan ready: " + count + " step" + (count === 1 ? "" : "s") +
+        (data.fallback_reason ? " (fallback: " + data.fallback_reason + ")" : "");
+      timeline.append(entry(seq, "plan", text));
+    },
+    step_started: function (seq, data) {
+      iteration = data.iteration;
+      const box = stepBox(data.index);
+      box.querySelector(".step-title").replaceChildren(
+        "Step " + (data.index + 1) + ": " + data.title + " ", node("span", "tag", data.step_type));
+      box.classList.add("running");
+      box.dataset.seq = String(seq);
+      activeStep = box;
+    },
+    tool_result: function (seq, data) {
+      activeStep = stepBox(data.index);
+      activeStep.querySelector(".step-events").append(entry(seq, "tool", ...toolOutput(data)));
+    },
+    source_added: function (seq, data) {
+      addSource(data.source);
+      if (activeStep) {
+        activeStep.querySelector(".step-events").append(entry(seq, "source",
+          "Source [" + data.source.id + "] ", sourceLink(data.source)));
+      }
+    },
+    step_done: function (seq, data) {
+      const box = stepBox(data.index);
+      box.classList.remove("running");
+      box.classList.add(data.error ? "failed" : "done");
+      const events = box.querySelector(".step-events");
+      if (data.notes) events.append(entry(seq, "notes", data.notes));
+      if (data.error) events.append(entry(seq, "error", data.error));
+    },
+    report_chunk: function (seq, data) {
+      draft += data.text;
+      const pre = document.getElementById("report-draft");
+      if (pre) pre.textContent = draft;
+    },
+    error: function (seq, data) {
+      timeline.append(entry(seq, "error", (data.fatal ? "Stopped: " : "Problem: ") + data.message));
+    },
+    done: function (seq, data) {
+      const seconds = Math.round(data.wall_s);
+      timeline.append(entry(seq, "done",
+        "Finished in " + seconds + " s with " + data.llm_calls + " model calls."));
+      finish();
+      loadReport();
+    },
+    podcast: function (seq, data) {
+      timeline.append(entry(seq, "podcast", "Podcast: " + (data.message || data.stage)));
+    },
+  };
+
+  function onEvent(event) {
+    const seq = parseInt(event.lastEventId, 10);
+    if (!Number.isFinite(seq) || seen.has(seq)) return;
+    seen.add(seq);
+    eventsSinceDrop += 1;
+    const handle = handlers[event.type];
+    if (handle) handle(seq, JSON.parse(event.data));
+  }
+
+  function finish() {
+    finished = true;
+    if (stream) stream.close();
+  }
+
+  // The stream also ends (and EventSource reconnects) when a failed or cancelled job has no
+  // more to say; a reconnect that brings nothing new for a final job means the end.
+  async function onDrop() {
+    if (finished) return;
+    if (stream.readyState === EventSource.CLOSED) {
+      window.setTimeout(connect, RECONNECT_MS); // refused outright: start over, replay dedupes
+      return;
+    }
+    const quiet = eventsSinceDrop === 0;
+    eventsSinceDrop = 0;
+    try {
+      const response = await fetch(root.dataset.jobUrl, { headers: { Accept: "application/json" } });
+      const job = response.ok ? await response.json() : null;
+      if (job && FINAL.has(job.status) && quiet) finish();
+    } catch (error) {
+      // Offline: EventSource keeps retrying on its own.
+    }
+  }
+
+  function connect() {
+    if (finished) return;
+    stream = new EventSource(root.dataset.eventsUrl);
+    EVENT_TYPES.forEach(function (type) {
+      stream.addEventListener(type, function (event) {
+        if (event instanceof MessageEvent) onEvent(event);
+        else onDrop(); // "error" without data is the connection's, not the job's
+      });
+    });
+  }
+
+  connect();
+})();
