@@ -35,6 +35,7 @@ async def _corpus_page(
             "notice": notice,
             "error": error,
             "accept": ",".join(sorted(corpus_api.UPLOAD_SUFFIXES)),
+            "formats": ", ".join(sorted(corpus_api.UPLOAD_SUFFIXES)),
             "max_mib": corpus_api.MAX_UPLOAD_BYTES // (1024 * 1024),
             "previous": max(offset - CORPUS_PAGE, 0) if offset > 0 else None,
             "next": offset + CORPUS_PAGE if offset + CORPUS_PAGE < listing.total else None,
@@ -71,7 +72,11 @@ async def corpus_upload(request: Request) -> Response:
         result = await corpus_api.upload(upload, request)
     except HTTPException as exc:
         return await _corpus_page(request, 0, error=str(exc.detail), status_code=exc.status_code)
-    target = request.url_for("corpus").include_query_params(added=result.added + result.updated)
+    total = (await corpus_api.list_documents(request, offset=0, limit=1)).total
+    last_page = max(total - 1, 0) // CORPUS_PAGE * CORPUS_PAGE  # new passages are listed last
+    target = request.url_for("corpus").include_query_params(
+        added=result.added + result.updated, offset=last_page
+    )
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)
 
 

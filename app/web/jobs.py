@@ -126,7 +126,7 @@ async def plan_review_form(job_id: str, request: Request) -> Response:
     return page(request, "plan_review.html", _job_context(request, job))
 
 
-@router.post("/jobs/{job_id}/plan", name="review_plan")
+@router.post("/jobs/{job_id}/plan", name="submit_plan_review")
 async def review_plan(job_id: str, request: Request) -> Response:
     """Accept the plan, or run the edited steps."""
     job = await asyncio.to_thread(_job, request, job_id)

@@ -67,12 +67,13 @@
     const badge = document.getElementById("job-status");
     badge.textContent = labels[status] || status;
     badge.className = "status status-" + status;
-    if (error) {
-      const box = document.getElementById("job-error");
-      box.textContent = error;
-      box.classList.remove("hidden");
-    }
-    if (status === "done") document.getElementById("report-link").classList.remove("hidden");
+    const errorBox = document.getElementById("job-error");
+    errorBox.textContent = error || "";
+    errorBox.classList.toggle("hidden", !error); // a retried job's old error no longer applies
+    document.getElementById("report-link").classList.toggle("hidden", status !== "done");
+    document.getElementById("cancel-form").classList.toggle("hidden", FINAL.has(status));
+    document.getElementById("retry-form").classList.toggle(
+      "hidden", status !== "failed" && status !== "cancelled");
     if (status === "awaiting_plan_review") loadPlanReview();
     else if (PAST_REVIEW.has(status)) document.getElementById("plan-review").replaceChildren();
   }
@@ -138,9 +139,9 @@
       if (data.status) {
         setStatus(data.status, data.error);
         const text = labels[data.status] || data.status;
-        timeline.append(entry(seq, "status", data.error ? text + ": " + data.error : text));
+        timeline.append(entry(seq, "ev-status", data.error ? text + ": " + data.error : text));
       } else if (data.message) {
-        timeline.append(entry(seq, "message", data.message));
+        timeline.append(entry(seq, "ev-message", data.message));
       }
     },
     plan: function (seq, data) {
@@ -149,7 +150,7 @@
       const count = (data.plan.steps || []).length;
       const text = "Plan ready: " + count + " step" + (count === 1 ? "" : "s") +
         (data.fallback_reason ? " (fallback: " + data.fallback_reason + ")" : "");
-      timeline.append(entry(seq, "plan", text));
+      timeline.append(entry(seq, "ev-plan", text));
     },
     step_started: function (seq, data) {
       iteration = data.iteration;
@@ -162,12 +163,12 @@
     },
     tool_result: function (seq, data) {
       activeStep = stepBox(data.index);
-      activeStep.querySelector(".step-events").append(entry(seq, "tool", ...toolOutput(data)));
+      activeStep.querySelector(".step-events").append(entry(seq, "ev-tool", ...toolOutput(data)));
     },
     source_added: function (seq, data) {
       addSource(data.source);
       if (activeStep) {
-        activeStep.querySelector(".step-events").append(entry(seq, "source",
+        activeStep.querySelector(".step-events").append(entry(seq, "ev-source",
           "Source [" + data.source.id + "] ", sourceLink(data.source)));
       }
     },
@@ -176,8 +177,8 @@
       box.classList.remove("running");
       box.classList.add(data.error ? "failed" : "done");
       const events = box.querySelector(".step-events");
-      if (data.notes) events.append(entry(seq, "notes", data.notes));
-      if (data.error) events.append(entry(seq, "error", data.error));
+      if (data.notes) events.append(entry(seq, "ev-notes", data.notes));
+      if (data.error) events.append(entry(seq, "ev-error", data.error));
     },
     report_chunk: function (seq, data) {
       draft += data.text;
@@ -185,17 +186,17 @@
       if (pre) pre.textContent = draft;
     },
     error: function (seq, data) {
-      timeline.append(entry(seq, "error", (data.fatal ? "Stopped: " : "Problem: ") + data.message));
+      timeline.append(entry(seq, "ev-error", (data.fatal ? "Stopped: " : "Problem: ") + data.message));
     },
     done: function (seq, data) {
       const seconds = Math.round(data.wall_s);
-      timeline.append(entry(seq, "done",
+      timeline.append(entry(seq, "ev-done",
         "Finished in " + seconds + " s with " + data.llm_calls + " model calls."));
       finish();
       loadReport();
     },
     podcast: function (seq, data) {
-      timeline.append(entry(seq, "podcast", "Podcast: " + (data.message || data.stage)));
+      timeline.append(entry(seq, "ev-podcast", "Podcast: " + (data.message || data.stage)));
     },
   };
 
@@ -204,6 +205,8 @@
     if (!Number.isFinite(seq) || seen.has(seq)) return;
     seen.add(seq);
     eventsSinceDrop += 1;
+    root.dataset.eventsSeen = String(seen.size); // for the page's tests, and a glance in devtools
+    root.dataset.lastEvent = String(seq);
     const handle = handlers[event.type];
     if (handle) handle(seq, JSON.parse(event.data));
   }
