@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
+from starlette.datastructures import UploadFile
 
 from app.api import corpus as corpus_api
 from app.web.html import HtmlRoute, page
@@ -63,7 +64,7 @@ async def corpus_page(
 @router.post("/corpus/upload", name="corpus_upload")
 async def corpus_upload(request: Request) -> Response:
     """Add an uploaded file to the corpus; a refused file is explained on the page."""
-    upload = (await request.form()).get("file")
+    upload = (await request.form()).get("file")  # parsed here, so a missing file is explained
     if not isinstance(upload, UploadFile) or not upload.filename:
         return await _corpus_page(
             request, 0, error="file: choose a file to upload.", status_code=422

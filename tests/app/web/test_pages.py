@@ -261,3 +261,17 @@ def test_pages_are_labelled_keyboard_usable_and_fit_a_phone(
     tab.screenshot(
         "11-phone-" + (path.strip("/").replace("/", "-").replace("{job}", "job") or "home")
     )
+
+
+def test_pdf_without_chromium_is_404_saying_how_to_get_it(
+    web_server: WebServer, context: BrowserContext, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    job = web_server.store.create("What is the longest river in Africa?", {})
+    web_server.store.update(job.id, status=JobStatus.DONE, report="# Rivers\n\nThe Nile.\n")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Chromium on it
+    page = open_tab(context).page
+    page.goto(f"{web_server.url}/jobs/{job.id}/report")
+    expect(page.locator(".downloads")).to_contain_text("PDF unavailable")
+    response = page.goto(f"{web_server.url}/jobs/{job.id}/report.pdf")
+    assert response is not None and response.status == 404
+    expect(page.locator(".alert")).to_contain_text("PDF export needs Chromium")

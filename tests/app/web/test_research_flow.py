@@ -148,7 +148,8 @@ def test_busy_engine_shows_a_countdown_and_keeps_the_question(
 ) -> None:
     tab = open_tab(context)
     page = tab.page
-    question = "Were Scott Derrickson and Ed Wood of the same nationality?"
+    question = "Which magazine was started first, Arthur's Magazine or First for Women?"
+    jobs_before = web_server.store.list().total
     page.goto(web_server.url + "/")
     ask(page, question)
     web_server.pressure.update(PressureSample(kv_usage=0.99))
@@ -165,7 +166,7 @@ def test_busy_engine_shows_a_countdown_and_keeps_the_question(
         expect(page.locator("#ask-submit")).to_be_enabled()
     finally:
         web_server.pressure.update(PressureSample(kv_usage=0.0))
-    assert web_server.store.list(text="Scott Derrickson").total == 0
+    assert web_server.store.list().total == jobs_before  # refused: nothing was queued
 
     # Once the pressure is gone the same form goes through; cancel the job it started.
     page.click("#ask-submit")
