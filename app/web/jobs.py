@@ -100,12 +100,12 @@ async def submit_job(request: Request) -> Response:
     return RedirectResponse(request.url_for("job_page", job_id=view.id), status.HTTP_303_SEE_OTHER)
 
 
-def _job_context(request: Request, job: Job) -> dict[str, Any]:
-    done = job.status is JobStatus.DONE and job.report is not None
+def _job_context(job: Job) -> dict[str, Any]:
+    report = job.report if job.status is JobStatus.DONE else None
     return {
         "job": job,
         "labels": STATUS_LABELS,
-        "report_html": render_report(job.report) if done and job.report else None,
+        "report_html": render_report(report) if report else None,
         "step_types": ("research", "analysis", "processing"),
     }
 
@@ -114,7 +114,7 @@ def _job_context(request: Request, job: Job) -> dict[str, Any]:
 async def job_page(job_id: str, request: Request) -> Response:
     """One job: its status, plan, sources and report, followed live."""
     job = await asyncio.to_thread(_job, request, job_id)
-    return page(request, "job.html", _job_context(request, job))
+    return page(request, "job.html", _job_context(job))
 
 
 @router.get("/jobs/{job_id}/plan-review", name="plan_review_form")
@@ -123,7 +123,7 @@ async def plan_review_form(job_id: str, request: Request) -> Response:
     job = await asyncio.to_thread(_job, request, job_id)
     if job.status is not JobStatus.AWAITING_PLAN_REVIEW or job.plan is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return page(request, "plan_review.html", _job_context(request, job))
+    return page(request, "plan_review.html", _job_context(job))
 
 
 @router.post("/jobs/{job_id}/plan", name="submit_plan_review")
@@ -134,7 +134,7 @@ async def review_plan(job_id: str, request: Request) -> Response:
         review = forms.plan_review(await request.form())
         await research.review_plan(job_id, review, request)
     except forms.FormError as exc:
-        context = {**_job_context(request, job), "review_error": str(exc)}
+        context = {**_job_context(job), "review_error": str(exc)}
         return page(request, "job.html", context, status_code=422)
     except FawnError as exc:  # the runner no longer waits for this review
         return error_page(request, status.HTTP_409_CONFLICT, str(exc))

@@ -100,8 +100,7 @@ def _link_rule(state: StateCore) -> None:
     source_ids = _anchor_sources(tokens)
     in_sources = False
     for position, token in enumerate(tokens):
-        if token.type == "heading_open" and token.tag in ("h1", "h2"):
-            in_sources = tokens[position + 1].content.strip() == SOURCES_HEADING
+        in_sources = _section_is_sources(tokens, position, in_sources)
         if token.type == "inline" and token.children is not None:
             token.children = _rewrite_inline(token.children, source_ids, link=not in_sources)
 
@@ -111,9 +110,8 @@ def _anchor_sources(tokens: list[Token]) -> set[int]:
     ids: set[int] = set()
     in_sources, item = False, None
     for position, token in enumerate(tokens):
-        if token.type == "heading_open" and token.tag in ("h1", "h2"):
-            in_sources = tokens[position + 1].content.strip() == SOURCES_HEADING
-        elif in_sources and token.type == "list_item_open":
+        in_sources = _section_is_sources(tokens, position, in_sources)
+        if in_sources and token.type == "list_item_open":
             item = token
         elif in_sources and item is not None and token.type == "inline":
             number = _leading_mark(token.children or [])
@@ -122,6 +120,15 @@ def _anchor_sources(tokens: list[Token]) -> set[int]:
                 ids.add(number)
             item = None
     return ids
+
+
+def _section_is_sources(tokens: list[Token], position: int, in_sources: bool) -> bool:
+    """Whether the token at `position` lies in the Sources section (a top-level heading starts
+    a new section; anything else stays in the section it is in)."""
+    token = tokens[position]
+    if token.type == "heading_open" and token.tag in ("h1", "h2"):
+        return tokens[position + 1].content.strip() == SOURCES_HEADING
+    return in_sources
 
 
 def _leading_mark(children: list[Token]) -> int | None:
