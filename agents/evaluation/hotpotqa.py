@@ -35,9 +35,11 @@ from pydantic import BaseModel, Field, ValidationError
 from agents.config import ResearchOptions
 from agents.research import ResearchResult, run_research
 from agents.runtime import Runtime
+from agents.tools.corpus import LocalCorpus
+from agents.tools.ingest import WIKIPEDIA, load_documents
+from agents.tools.search import corpus_path
 from serving.errors import ConfigError
 
-WIKIPEDIA_PREFIX = "https://en.wikipedia.org/wiki/"
 YES_NO = ("yes", "no")
 # HotpotQA's F1 gives zero to a mismatched yes/no/noanswer instead of partial token credit.
 _SPECIAL_ANSWERS = ("yes", "no", "noanswer")
@@ -82,17 +84,27 @@ def _question(item: dict) -> Question:
     )
 
 
-def wikipedia_url(title: str) -> str:
-    """The English Wikipedia URL of a page title (spaces become underscores)."""
-    return WIKIPEDIA_PREFIX + title.replace(" ", "_")
-
-
 def title_from_url(url: str) -> str | None:
     """The page title behind an English Wikipedia URL, or None for any other URL."""
-    if not url.startswith(WIKIPEDIA_PREFIX):
+    if not url.startswith(WIKIPEDIA):
         return None
-    path = url.removeprefix(WIKIPEDIA_PREFIX).split("#", 1)[0]
+    path = url.removeprefix(WIKIPEDIA).split("#", 1)[0]
     return unquote(path).replace("_", " ")
+
+
+def build_corpus(data: Path, data_dir: Path) -> int:
+    """Make the corpus under `data_dir` hold exactly the file's paragraphs; returns how many.
+
+    Each distinct paragraph becomes one passage titled with its Wikipedia title, at its
+    Wikipedia URL; passages left from another file are removed so runs stay comparable.
+    """
+    corpus = LocalCorpus(corpus_path(data_dir))
+    documents = list(load_documents(data))
+    corpus.add(documents)
+    wanted = {document.url for document in documents}
+    for stale in {doc.url for doc in corpus.list_documents()} - wanted:
+        corpus.delete_url(stale)
+    return corpus.count()
 
 
 def file_sha256(path: Path) -> str:

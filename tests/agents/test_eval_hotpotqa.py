@@ -12,14 +12,17 @@ import pytest
 from agents.evaluation.hotpotqa import (
     EvalResults,
     Question,
+    build_corpus,
     load_questions,
     open_results,
     run_eval,
-    wikipedia_url,
 )
 from agents.research import ResearchResult
 from agents.sources import Source, new_source
 from agents.state import Route
+from agents.tools.corpus import Document, LocalCorpus
+from agents.tools.ingest import wikipedia_url
+from agents.tools.search import corpus_path
 from serving.errors import ConfigError, EngineError
 
 MODEL = "smollm2-135m-instruct"
@@ -83,6 +86,26 @@ def test_load_questions_refuses_a_file_that_is_not_hotpotqa(tmp_path: Path) -> N
     wrong.write_text(json.dumps({"questions": []}))
     with pytest.raises(ConfigError, match="--data"):
         load_questions(wrong)
+
+
+def test_build_corpus_holds_each_distinct_paragraph_at_its_wikipedia_url(
+    hotpotqa_path: Path, tmp_path: Path
+) -> None:
+    raw = json.loads(hotpotqa_path.read_text())
+    paragraphs = [(title, "".join(text).strip()) for q in raw for title, text in q["context"]]
+    assert len(paragraphs) == 200
+    corpus = LocalCorpus(corpus_path(tmp_path))
+    corpus.add([Document.passage(title="Stale", url="file:///old.txt", text="From another run.")])
+
+    assert build_corpus(hotpotqa_path, tmp_path) == len(set(paragraphs)) == 199
+
+    stored = {(doc.title, doc.text) for doc in corpus.list_documents()}
+    assert stored == set(paragraphs)
+    assert all(doc.url == wikipedia_url(doc.title) for doc in corpus.list_documents())
+    hits = corpus.search("Scott Derrickson director", limit=3)
+    assert hits[0].url == "https://en.wikipedia.org/wiki/Scott_Derrickson"
+    # Building again changes nothing.
+    assert build_corpus(hotpotqa_path, tmp_path) == 199
 
 
 async def test_runner_scores_each_question_and_records_a_failure_as_zero(

@@ -13,8 +13,8 @@ from agents.evaluation.hotpotqa import (
     split_sentences,
     title_from_url,
     title_recall_precision,
-    wikipedia_url,
 )
+from agents.tools.ingest import wikipedia_url
 
 
 @pytest.mark.parametrize(
