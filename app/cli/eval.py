@@ -68,7 +68,8 @@ def hotpotqa(
         results = open_results(out, data, services.endpoint.model)
         todo = len([q for q in questions if q.id not in results.finished_ids()])
         if todo < len(questions):
-            console.print(f"Resuming {out}: {len(questions) - todo} questions already done.")
+            done = len(questions) - todo
+            console.print(f"Resuming {out}: {done} of {len(questions)} questions already done.")
         results = asyncio.run(_run(questions, pipeline(services.runtime), results, out, todo))
     console.print(summary_table(results))
     console.print(f"Results: {out}")
