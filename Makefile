@@ -4,9 +4,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := bubblewrap espeak-ng sox chromium chromium-driver docker-compose
+APT_PACKAGES := bubblewrap espeak-ng sox chromium chromium-driver docker-compose libsox-fmt-mp3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEMO_QUESTION ?= Which magazine was started first, Arthur's Magazine or First for Women?
+DEMO_QUESTION ?= Were Scott Derrickson and Ed Wood of the same nationality?
 
 .PHONY: setup apt venv model demo test lint format bench clean
 

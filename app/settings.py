@@ -19,6 +19,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from agents.podcast.settings import TtsSettings
 from serving.pressure import PressureSettings
 from serving.settings import EngineSettings, LLMSettings
 
@@ -48,6 +49,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     pressure: PressureSettings = Field(default_factory=PressureSettings)
+    tts: TtsSettings = Field(default_factory=TtsSettings)
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     port: int = Field(default=8080, gt=0, lt=65536)
     api_key: SecretStr | None = Field(

@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 
 from agents.graph import sqlite_checkpointer
 from app import web
-from app.api import corpus, health, research
+from app.api import corpus, health, podcast, research
 from app.api.auth import check_bind_is_safe, require_api_key
 from app.api.errors import install_error_handlers
 from app.jobs.runner import LocalJobRunner
@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(research.router)
+    app.include_router(podcast.router)
     app.include_router(corpus.router)
     app.include_router(health.router)
     app.include_router(web.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import api, batch, chat, corpus, doctor, eval, jobs, research, sandbox, serve
+from app.cli import api, batch, chat, corpus, doctor, eval, jobs, podcast, research, sandbox, serve
 from app.cli.errors import run_cli
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("research")(research.research)
 app.command("chat")(chat.chat)
 app.command("api")(api.api)
 app.command("batch")(batch.batch)
+app.command("podcast")(podcast.podcast)
 
 
 def main() -> None:
