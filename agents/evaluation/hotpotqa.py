@@ -146,7 +146,10 @@ _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _BARE_URL = re.compile(r"https?://\S+")
 _CITATION_MARK = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _LINE_MARKUP = re.compile(r"^\s*(?:#+|[-*+>]|\d+[.)])\s+")
-_ANSWER_LABEL = re.compile(r"^\s*(?:final\s+)?answer\s*:\s*", re.IGNORECASE)
+# Boilerplate that opens an answer ("Answer:", "The answer is:") is not part of it.
+_ANSWER_LABEL = re.compile(
+    r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is\b\s*:?|:)\s*", re.IGNORECASE
+)
 _VERDICT = re.compile(r"^\W*(yes|no)\b(?=\s*(?:[,.;:!—–-]|$))", re.IGNORECASE)
 # A period after these ends an abbreviation or an initial ("Jr.", "U.S."), not a sentence.
 _ABBREVIATION = re.compile(

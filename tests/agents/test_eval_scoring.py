@@ -103,6 +103,8 @@ def test_short_answer_is_the_first_sentence_or_its_verdict() -> None:
     assert short_answer("Chief of Protocol. She also acted.") == "Chief of Protocol."
     assert short_answer("**Yes**, both are American.") == "yes"
     assert short_answer("No. They differ.") == "no"
+    assert short_answer("The answer is: Robert Erskine Childers [2].") == "Robert Erskine Childers."
+    assert short_answer("The answer is 9,984 [2].") == "9,984."
     assert short_answer("") == ""
 
 
