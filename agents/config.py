@@ -61,6 +61,12 @@ class ResearchOptions(BaseModel):
     enable_background_investigation: bool = Field(
         default=True, description="Search the raw question once before planning."
     )
+    parallel_steps: bool = Field(
+        default=True,
+        description="Research the plan's independent steps at the same time. False runs the "
+        "steps one after another, as DeerFlow does: slower, but a run then holds at most one "
+        "engine slot, leaving more to other jobs.",
+    )
 
     @property
     def plan_rounds(self) -> int:

@@ -1,9 +1,11 @@
 """Research team: hands the plan's steps to workers, the independent ones in parallel.
 
 Research steps depend on nothing, so they all run at once (one `Send` each). An analysis or
-processing step works on what came before it, so it waits for every earlier step. After each
-wave the team node runs again: it announces the sources the wave registered and sends the next
-wave, or, when every step of the plan is done, returns to the planner.
+processing step works on what came before it, so it waits for every earlier step. With the
+`parallel_steps` option off, each wave holds only the first ready step, so the steps run one
+after another in plan order. After each wave the team node runs again: it announces the sources
+the wave registered and sends the next wave, or, when every step of the plan is done, returns to
+the planner.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def dispatch_steps(state: ResearchState) -> list[Send] | str:
     ]
     if not ready:
         return Node.PLANNER
+    if not state["options"].parallel_steps:
+        ready = ready[:1]
     return [
         Send(
             worker_for(steps[i]),
