@@ -13,6 +13,7 @@ from app import web
 from app.api import corpus, health, podcast, research
 from app.api.auth import check_bind_is_safe, require_api_key
 from app.api.errors import install_error_handlers
+from app.jobs.podcast import PodcastMaker, PodcastTasks
 from app.jobs.runner import LocalJobRunner
 from app.jobs.store import SqliteJobStore
 from app.services import open_services
@@ -23,7 +24,8 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the API; refuses a non-loopback bind without an API key.
 
     On start-up it connects to the engine (starting the embedded one if no base URL is set),
-    opens the job store, and resumes the jobs a previous process left unfinished.
+    opens the job store, and resumes the jobs a previous process left unfinished (podcasts
+    included).
     """
     check_bind_is_safe(settings)
 
@@ -33,17 +35,24 @@ def create_app(settings: Settings) -> FastAPI:
         services_context = open_services(settings)
         services = await asyncio.to_thread(services_context.__enter__)
         store = SqliteJobStore(settings.data_dir / "jobs.sqlite3")
+        podcasts = PodcastTasks()
+        maker = PodcastMaker(
+            store, services.runtime, settings.tts, budget=services.budget, tasks=podcasts
+        )
         runner = LocalJobRunner(
             store,
             services.runtime,
             lambda: sqlite_checkpointer(settings.data_dir / "checkpoints.sqlite3"),
+            podcasts=maker,
         )
         app.state.services, app.state.store, app.state.runner = services, store, runner
+        app.state.podcasts = podcasts
         runner.resume_unfinished()
         try:
             yield
         finally:
             await runner.shutdown()
+            await podcasts.shutdown()
             store.close()
             await asyncio.to_thread(services_context.__exit__, None, None, None)
 

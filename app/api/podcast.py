@@ -1,139 +1,35 @@
 """Podcast routes: make a finished report's two-host audio summary, then play it (with Range).
 
 `POST /api/research/{id}/podcast` checks the speech backend and starts the podcast in the
-background; progress goes to the job's event log as `podcast` events (deferred, script,
-script_ready, speaking, encoding, done, error). The audio and transcript are job artifacts
-(`podcast.wav`, `.ogg`, `.mp3`, `podcast.txt`); the report itself is never changed.
+background (app/jobs/podcast.py makes it: `podcast` events in the job's log, the audio and
+transcript as job artifacts, the report never changed). A job submitted with the option
+`podcast` gets its podcast from the runner, with no POST.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
-from collections.abc import Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 
-from agents.podcast import (
-    AudioFormat,
-    Podcast,
-    PodcastProgress,
-    PodcastStage,
-    ProgressSink,
-    SpeechBackend,
-    TtsSettings,
-    make_podcast,
-    speech_backend,
-)
-from agents.runtime import Runtime
+from agents.podcast import AudioFormat, PodcastStage, TtsSettings, speech_backend
 from app.api.schemas import Problem
 from app.jobs.models import Job, JobStatus
+from app.jobs.podcast import (
+    TRANSCRIPT,
+    PodcastTasks,
+    audio_artifact,
+    last_podcast_event,
+    produce_podcast,
+)
 from app.jobs.store import JobStore
-from serving.budget import Budget
 
-logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/research", tags=["podcast"])
-EVENT_TYPE = "podcast"
-TRANSCRIPT = "podcast.txt"
 _BYTES_RANGE = re.compile(r"^(\d*)-(\d*)$")
 _NOT_FOUND = {404: {"model": Problem, "description": "No such job, or no podcast yet."}}
-
-
-def audio_artifact(fmt: AudioFormat) -> str:
-    """The artifact name of the podcast audio in `fmt`."""
-    return f"podcast.{fmt.value}"
-
-
-async def produce_podcast(
-    store: JobStore,
-    job: Job,
-    runtime: Runtime,
-    settings: TtsSettings,
-    *,
-    budget: Budget | None = None,
-    backend: SpeechBackend | None = None,
-    on_progress: ProgressSink | None = None,
-) -> Podcast:
-    """Make the job's podcast, logging `podcast` events and storing the artifacts.
-
-    Failures are logged as an `error` event and raised; the job and its report stay as they are.
-    """
-
-    def progress(event: PodcastProgress) -> None:
-        store.append_event(job.id, EVENT_TYPE, event.model_dump(mode="json", exclude_none=True))
-        if on_progress is not None:
-            on_progress(event)
-
-    if budget is not None and budget.under_pressure:
-        progress(
-            PodcastProgress(
-                stage=PodcastStage.DEFERRED,
-                message="The engine is under memory pressure: the podcast starts when it clears.",
-            )
-        )
-    try:
-        podcast = await make_podcast(
-            job.report or "",
-            runtime,
-            settings,
-            question=job.question,
-            backend=backend,
-            on_progress=progress,
-        )
-        await asyncio.to_thread(_store_podcast, store, job.id, podcast)
-    except Exception as exc:
-        progress(PodcastProgress(stage=PodcastStage.ERROR, message=str(exc) or type(exc).__name__))
-        raise
-    return podcast
-
-
-def _store_podcast(store: JobStore, job_id: str, podcast: Podcast) -> None:
-    store.put_artifact(job_id, TRANSCRIPT, "text/plain; charset=utf-8", podcast.transcript.encode())
-    # WAV last: its presence is what says the podcast is ready.
-    for fmt in sorted(podcast.audio, key=lambda f: f is AudioFormat.WAV):
-        store.put_artifact(job_id, audio_artifact(fmt), fmt.media_type, podcast.audio[fmt])
-
-
-class PodcastTasks:
-    """The podcasts being made in this process: at most one per job at a time."""
-
-    def __init__(self) -> None:
-        self._tasks: dict[str, asyncio.Task[Any]] = {}
-
-    def running(self, job_id: str) -> bool:
-        """Whether a podcast of the job is being made."""
-        return job_id in self._tasks
-
-    def start(self, job_id: str, work: Coroutine[Any, Any, Any]) -> None:
-        """Run `work` in the background for the job."""
-        task = asyncio.get_running_loop().create_task(
-            _logged(job_id, work), name=f"podcast-{job_id}"
-        )
-        self._tasks[job_id] = task
-        task.add_done_callback(lambda _task: self._tasks.pop(job_id, None))
-
-    async def wait(self, job_id: str) -> None:
-        """Wait until the job's podcast (if one is being made) ends."""
-        task = self._tasks.get(job_id)
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def shutdown(self) -> None:
-        """Cancel every podcast in progress."""
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _logged(job_id: str, work: Coroutine[Any, Any, Any]) -> None:
-    try:
-        await work
-    except Exception:  # already in the job's events; a background task has no caller to tell
-        logger.warning("podcast of job %s failed", job_id, exc_info=True)
 
 
 class PodcastLinks(BaseModel):
@@ -153,11 +49,8 @@ class PodcastStarted(BaseModel):
 
 
 def podcast_tasks(request: Request) -> PodcastTasks:
-    """The app's podcast tasks (made on first use if the app did not set them up)."""
-    state = request.app.state
-    if not hasattr(state, "podcasts"):
-        state.podcasts = PodcastTasks()
-    return state.podcasts
+    """The podcasts this app is making (set up in its lifespan, shared with the job runner)."""
+    return request.app.state.podcasts
 
 
 def _store(request: Request) -> JobStore:
@@ -262,9 +155,9 @@ def _missing(request: Request, job_id: str, fmt: AudioFormat | None) -> str:
     store = _store(request)
     if fmt is not None and store.get_artifact(job_id, audio_artifact(AudioFormat.WAV)):
         return f"The podcast has no {fmt} file: install sox (or ffmpeg), then make it again."
-    last = next((e for e in reversed(store.events(job_id)) if e.type == EVENT_TYPE), None)
-    if last is not None and last.data.get("stage") == PodcastStage.ERROR:
-        return f"The podcast failed: {last.data.get('message')} Fix it, then POST again."
+    last = last_podcast_event(store, job_id)
+    if last is not None and last.stage is PodcastStage.ERROR:
+        return f"The podcast failed: {last.message} Fix it, then POST again."
     return f"No podcast yet: POST /api/research/{job_id}/podcast to make one."
 
 

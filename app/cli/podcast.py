@@ -30,8 +30,8 @@ def podcast(
     """
     # Imported here so that every other command starts without loading langchain.
     from agents.podcast import AudioFormat, PodcastProgress, speech_backend
-    from app.api.podcast import produce_podcast
     from app.jobs.models import JobStatus
+    from app.jobs.podcast import produce_podcast
     from app.jobs.store import SqliteJobStore
     from app.services import open_services
 

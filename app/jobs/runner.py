@@ -2,7 +2,9 @@
 
 Each job is a LangGraph thread (thread id = job id) checkpointed in SQLite, so a job interrupted
 by a crash or a restart resumes from its last completed step: nothing done is lost or redone.
-Events go to the job's event log as they happen; the job's status follows the run.
+Events go to the job's event log as they happen; the job's status follows the run's phases.
+A job whose options ask for a podcast gets it right after its report, in the same task: the
+podcast is part of the job's work, but never its outcome (a failed podcast leaves the job done).
 """
 
 from __future__ import annotations
@@ -16,17 +18,24 @@ from typing import Any, Protocol
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agents.config import ResearchOptions
-from agents.events import Done, ErrorEvent, ResearchEvent
+from agents.events import Done, ErrorEvent, Phase, ResearchEvent, Status
 from agents.research import ResearchResult, resume_research, run_research
 from agents.runtime import Runtime
 from agents.state import Plan, PlanReview
 from app.jobs.models import Job, JobOptions, JobStatus
+from app.jobs.podcast import PodcastMaker, pending_podcasts, podcast_pending
 from app.jobs.store import JobStore
 from serving.errors import FawnError
 
 logger = logging.getLogger(__name__)
 DEFAULT_CONCURRENT_JOBS = 4
-# The status a job enters when the run reports an event of this kind.
+_STATUS_BY_PHASE = {
+    Phase.PLANNING: JobStatus.PLANNING,
+    Phase.RESEARCHING: JobStatus.RESEARCHING,
+    Phase.REPORTING: JobStatus.REPORTING,
+}
+# Events that imply a phase without announcing it: a run resumed mid-phase does not announce
+# the phase again.
 _STATUS_BY_EVENT = {
     "step_started": JobStatus.RESEARCHING,
     "report_chunk": JobStatus.REPORTING,
@@ -57,6 +66,13 @@ def research_options(options: dict[str, Any]) -> ResearchOptions:
     return ResearchOptions(**job_options.model_dump(exclude={"podcast"}))
 
 
+def job_status_for(event: ResearchEvent) -> JobStatus | None:
+    """The status a job enters when its run reports `event` (None: the status stays)."""
+    if isinstance(event, Status) and event.phase is not None:
+        return _STATUS_BY_PHASE[event.phase]
+    return _STATUS_BY_EVENT.get(event.kind)
+
+
 class LocalJobRunner:
     """Runs jobs as asyncio tasks in this process, at most `concurrency` at a time."""
 
@@ -67,9 +83,11 @@ class LocalJobRunner:
         checkpointer: CheckpointerFactory,
         *,
         concurrency: int = DEFAULT_CONCURRENT_JOBS,
+        podcasts: PodcastMaker | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
+        self.podcasts = podcasts
         self._checkpointer = checkpointer
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -85,8 +103,13 @@ class LocalJobRunner:
         task.add_done_callback(lambda _t: self._tasks.pop(job.id, None))
 
     def resume_unfinished(self) -> list[str]:
-        """Submit every job a previous process left unfinished; returns their ids."""
+        """Submit every job a previous process left unfinished; returns their ids.
+
+        With a podcast maker, that includes done jobs whose requested podcast was never made.
+        """
         jobs = self.store.unfinished()
+        if self.podcasts is not None:
+            jobs += pending_podcasts(self.store)
         for job in jobs:
             self.submit(job)
         return [job.id for job in jobs]
@@ -126,25 +149,44 @@ class LocalJobRunner:
     async def _run(self, job_id: str) -> None:
         async with self._slots:
             job = self.store.get(job_id)
-            if job is None or job.status.is_final:
+            if job is None:
                 return
-            try:
-                result = await self._research(job)
-            except JobCancelled:
+            if not job.status.is_final:
+                await self._attempt(job)
+        # Out of the job slot: a podcast waits in the budget's TTS class, not in a job's place.
+        await self._podcast(job_id)
+
+    async def _attempt(self, job: Job) -> None:
+        job_id = job.id
+        try:
+            result = await self._research(job)
+        except JobCancelled:
+            self._log(job_id, ErrorEvent(message="The job was cancelled.", fatal=True))
+        except asyncio.CancelledError:
+            if not self._stopping:
+                self._finish(job_id, JobStatus.CANCELLED, error="Cancelled.")
                 self._log(job_id, ErrorEvent(message="The job was cancelled.", fatal=True))
-            except asyncio.CancelledError:
-                if not self._stopping:
-                    self._finish(job_id, JobStatus.CANCELLED, error="Cancelled.")
-                    self._log(job_id, ErrorEvent(message="The job was cancelled.", fatal=True))
-                raise
-            except FawnError as exc:
-                self._finish(job_id, JobStatus.FAILED, error=str(exc))
-            except Exception as exc:  # a bug must fail the job, not the runner
-                logger.exception("job %s crashed", job_id)
-                self._finish(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-                self._log(job_id, ErrorEvent(message=str(exc), fatal=True))
-            else:
-                self._complete(job_id, result)
+            raise
+        except FawnError as exc:
+            self._finish(job_id, JobStatus.FAILED, error=str(exc))
+        except Exception as exc:  # a bug must fail the job, not the runner
+            logger.exception("job %s crashed", job_id)
+            self._finish(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            self._log(job_id, ErrorEvent(message=str(exc), fatal=True))
+        else:
+            self._complete(job_id, result)
+
+    async def _podcast(self, job_id: str) -> None:
+        """Make the podcast the job asked for, if it is done and has none yet."""
+        job = self.store.get(job_id)
+        if self.podcasts is None or job is None or not podcast_pending(self.store, job):
+            return
+        try:
+            await self.podcasts.make(job)
+        except FawnError as exc:  # already a `podcast` error event; the job stays done
+            logger.warning("podcast of job %s failed: %s", job_id, exc)
+        except Exception:
+            logger.exception("podcast of job %s crashed", job_id)
 
     async def _research(self, job: Job) -> ResearchResult:
         attempts = job.attempts + 1
@@ -190,7 +232,7 @@ class LocalJobRunner:
             if isinstance(event, Done):
                 return  # logged once the report is stored, so `done` means readable
             self._log(job_id, event)
-            status = _STATUS_BY_EVENT.get(event.kind)
+            status = job_status_for(event)
             if event.kind == "plan":
                 self.store.update(job_id, plan=event.plan.model_dump(mode="json"))
             if status is not None and job.status != status:
