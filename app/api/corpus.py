@@ -90,7 +90,7 @@ async def list_documents(
     response_model=UploadResult,
     responses={413: {"model": Problem}, 415: {"model": Problem}, 422: {"model": Problem}},
 )
-async def upload(file: UploadFile, request: Request) -> UploadResult:
+async def upload_document(file: UploadFile, request: Request) -> UploadResult:
     """Add a .md, .txt, .html or .pdf file (at most 10 MiB) to the corpus."""
     name = _SAFE_NAME.sub("_", Path(file.filename or "").name).strip("._")
     suffix = Path(name).suffix.lower()
@@ -132,7 +132,7 @@ async def upload(file: UploadFile, request: Request) -> UploadResult:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"model": Problem}},
 )
-async def delete(doc_id: str, request: Request) -> Response:
+async def delete_document(doc_id: str, request: Request) -> Response:
     """Remove one passage from the corpus."""
     if not await asyncio.to_thread(_corpus(request).delete, doc_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No corpus document {doc_id!r}.")
@@ -154,3 +154,8 @@ def _check_content(data: bytes, suffix: str) -> None:
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"file: the content is not a valid {suffix} file.",
         )
+
+
+# The web pages still call these routes by their former names; they go once app/web uses the new.
+upload = upload_document
+delete = delete_document

@@ -36,7 +36,7 @@ class Health(BaseModel):
 
 
 @router.get("/api/health", response_model=Health)
-async def health(request: Request) -> Health:
+async def get_health(request: Request) -> Health:
     """The state of each component; `degraded` when any is not ok."""
     services: Services = request.app.state.services
     engine = await _engine(services.endpoint.root_url, services.endpoint.model)

@@ -43,7 +43,7 @@ def _job(request: Request, job_id: str) -> Job:
     response_model=JobView,
     responses={503: {"model": Problem, "description": "Overloaded; retry after Retry-After."}},
 )
-async def submit(body: ResearchRequest, request: Request, response: Response) -> JobView:
+async def submit_research(body: ResearchRequest, request: Request, response: Response) -> JobView:
     """Queue a research question; follow it through the returned links."""
     request.app.state.services.pressure.admit_job()
     job = await asyncio.to_thread(_store(request).create, body.question, body.options.model_dump())
@@ -53,7 +53,7 @@ async def submit(body: ResearchRequest, request: Request, response: Response) ->
 
 
 @router.get("", response_model=JobList)
-async def list_jobs(
+async def list_research_jobs(
     request: Request,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the question.")] = None,
@@ -73,7 +73,7 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobView, responses=_NOT_FOUND)
-async def get_job(job_id: str, request: Request) -> JobView:
+async def get_research_job(job_id: str, request: Request) -> JobView:
     """One job: status, plan, sources, timestamps."""
     return JobView.of(_job(request, job_id))
 
@@ -117,7 +117,7 @@ async def get_report(
 
 
 @router.get("/{job_id}/events", responses=_NOT_FOUND)
-async def events(
+async def stream_job_events(
     job_id: str,
     request: Request,
     last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
@@ -161,7 +161,7 @@ async def review_plan(job_id: str, body: PlanReview, request: Request) -> JobVie
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, responses={**_NOT_FOUND, **_CONFLICT})
-async def cancel(job_id: str, request: Request) -> JobView:
+async def cancel_research_job(job_id: str, request: Request) -> JobView:
     """Cancel a job that has not finished."""
     job = _job(request, job_id)
     if job.status.is_final:
@@ -171,7 +171,7 @@ async def cancel(job_id: str, request: Request) -> JobView:
 
 
 @router.post("/{job_id}/retry", response_model=JobView, responses={**_NOT_FOUND, **_CONFLICT})
-async def retry(job_id: str, request: Request) -> JobView:
+async def retry_research_job(job_id: str, request: Request) -> JobView:
     """Queue a failed or cancelled job again; it resumes from its last completed step."""
     job = _job(request, job_id)
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
@@ -188,10 +188,17 @@ async def retry(job_id: str, request: Request) -> JobView:
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
-async def delete(job_id: str, request: Request) -> Response:
+async def delete_research_job(job_id: str, request: Request) -> Response:
     """Delete a job, its events and artifacts (cancelling it first if it runs)."""
     job = _job(request, job_id)
     if not job.status.is_final:
         await _runner(request).cancel(job_id)
     await asyncio.to_thread(_store(request).delete, job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# The web pages still call these routes by their former names; they go once app/web uses the new.
+submit = submit_research
+cancel = cancel_research_job
+retry = retry_research_job
+delete = delete_research_job
