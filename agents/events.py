@@ -10,10 +10,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
 from agents.sources import Source
-from agents.state import Plan, StepType
+from agents.state import Figure, Plan, StepType
+
+TOOL_OUTPUT_CHARS = 4000
+TRUNCATED = "\n… (truncated)"
 
 
 class Phase(StrEnum):
@@ -59,13 +62,30 @@ class SourceAdded(BaseModel):
     source: Source
 
 
+def capped(text: str | None, max_chars: int = TOOL_OUTPUT_CHARS) -> str | None:
+    """`text` cut to `max_chars` (marked as truncated), so one event stays small."""
+    if text is None or len(text) <= max_chars:
+        return text
+    return text[: max_chars - len(TRUNCATED)] + TRUNCATED
+
+
 class ToolResult(BaseModel):
-    """A tool a step used came back (a search, a sandbox run)."""
+    """A tool a step used came back: a search (its summary), or a sandbox run, which also
+    carries its program, output and figures for the live timeline (each text capped)."""
 
     kind: Literal["tool_result"] = "tool_result"
     index: int
     tool: Literal["search", "python"]
     summary: str
+    code: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    figures: list[Figure] = Field(default_factory=list)
+
+    @field_validator("code", "stdout", "stderr")
+    @classmethod
+    def _cap(cls, text: str | None) -> str | None:
+        return capped(text)
 
 
 class StepDone(BaseModel):

@@ -79,6 +79,19 @@ def describe_run(run: CodeRun) -> str:
     return f"The program failed: {truncate(run.stderr.strip()[-ERROR_CHARS:], ERROR_CHARS)}"
 
 
+def run_result(index: int, run: CodeRun) -> ToolResult:
+    """The timeline event of a program run: its summary, program, output and figures."""
+    return ToolResult(
+        index=index,
+        tool="python",
+        summary=describe_run(run),
+        code=run.code or None,
+        stdout=run.stdout or None,
+        stderr=run.stderr or None,
+        figures=run.figures,
+    )
+
+
 async def write_and_run(
     calls: ModelCalls,
     runtime: Runtime,
@@ -136,7 +149,7 @@ async def coder(task: StepTask, runtime: GraphRuntime[Runtime]) -> ResearchState
         update: ResearchState = {"notices": [notice]}
     else:
         run = await write_and_run(calls, tools, tools.run_code, task, findings)
-        emit(runtime, ToolResult(index=task.index, tool="python", summary=describe_run(run)))
+        emit(runtime, run_result(task.index, run))
         result = StepResult(
             **step_fields(task),
             step_type=task.step.step_type,
