@@ -38,6 +38,14 @@ class FittedPrompt:
 
 
 @dataclass(frozen=True)
+class CompletionRoom:
+    """A prompt's token count and the completion cap that still fits after it."""
+
+    prompt_tokens: int
+    max_tokens: int
+
+
+@dataclass(frozen=True)
 class ContextBudget:
     """The engine's context length and a way to count prompt tokens."""
 
@@ -48,7 +56,7 @@ class ContextBudget:
         """Most prompt tokens that leave room for `max_tokens` of completion."""
         return self.max_model_len - max_tokens - SAFETY_TOKENS
 
-    async def completion_room(self, messages: Sequence[Message], max_tokens: int) -> int:
+    async def completion_room(self, messages: Sequence[Message], max_tokens: int) -> CompletionRoom:
         """`max_tokens`, shrunk if the prompt leaves less room; raises if almost none is left."""
         used = await self.counter.count(messages)
         room = self.max_model_len - used - SAFETY_TOKENS
@@ -58,7 +66,7 @@ class ContextBudget:
                 f"{self.max_model_len}-token context. Ask a shorter question, or serve a model "
                 "with a longer context (max-model-len in the engine profile)."
             )
-        return min(max_tokens, room)
+        return CompletionRoom(prompt_tokens=used, max_tokens=min(max_tokens, room))
 
     async def fit(self, render: Render, pieces: Sequence[str], max_tokens: int) -> FittedPrompt:
         """The prompt `render(kept)` with `pieces` trimmed (last first) so it fits the budget."""

@@ -75,8 +75,14 @@ class ModelCalls:
         response_format: dict[str, Any] | None = None,
     ) -> Completion:
         """Ask the model once; the prompt is checked against the context first."""
-        max_tokens = await self._runtime.context_budget.completion_room(messages, max_tokens)
-        model = self._runtime.model_for(call_class, max_tokens=max_tokens, temperature=temperature)
+        room = await self._runtime.context_budget.completion_room(messages, max_tokens)
+        # The engine's own prompt count makes the gate's KV admission exact.
+        model = self._runtime.model_for(
+            call_class,
+            max_tokens=room.max_tokens,
+            temperature=temperature,
+            prompt_tokens=room.prompt_tokens,
+        )
         runnable = model.bind(response_format=response_format) if response_format else model
         try:
             reply = await runnable.ainvoke([dict(m) for m in messages])

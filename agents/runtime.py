@@ -30,9 +30,17 @@ class ModelFactory(Protocol):
     """Builds the chat model for one call: its budget class, completion cap and temperature."""
 
     def __call__(
-        self, call_class: CallClass, *, max_tokens: int, temperature: float | None = None
+        self,
+        call_class: CallClass,
+        *,
+        max_tokens: int,
+        temperature: float | None = None,
+        prompt_tokens: int | None = None,
     ) -> BaseChatModel:
-        """A chat model whose calls are capped at `max_tokens`."""
+        """A chat model whose calls are capped at `max_tokens`.
+
+        `prompt_tokens` is the engine's count of the prompt, where known, for exact KV admission.
+        """
         ...
 
 
@@ -56,10 +64,20 @@ def connect_runtime(
     """The production runtime: gated chat models on `endpoint`, real search, the sandbox."""
 
     def model_for(
-        call_class: CallClass, *, max_tokens: int, temperature: float | None = None
+        call_class: CallClass,
+        *,
+        max_tokens: int,
+        temperature: float | None = None,
+        prompt_tokens: int | None = None,
     ) -> BaseChatModel:
         return chat_model(
-            endpoint, llm, budget, call_class, max_tokens=max_tokens, temperature=temperature
+            endpoint,
+            llm,
+            budget,
+            call_class,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            prompt_tokens=prompt_tokens,
         )
 
     @cache

@@ -25,6 +25,7 @@ from serving.engine import default_profile_name
 from serving.errors import ConfigError, EngineError
 from serving.gpu import GpuReading, read_gpus
 from serving.metrics import EngineMetrics, read_metrics
+from serving.pressure import current_pressure
 from serving.profiles import load_profile
 
 ENDPOINT_TIMEOUT_S = 5.0
@@ -182,6 +183,24 @@ def describe_gpu(gpu: GpuReading) -> str:
     )
 
 
+def check_pressure(settings: Settings) -> Check:
+    """Memory pressure now, by the scheduler's own rule: GPU memory, KV usage, preemptions."""
+    root_url = (
+        settings.llm.base_url.rstrip("/").removesuffix("/v1") if settings.llm.base_url else None
+    )
+    state = current_pressure(root_url, settings.pressure)
+    watched = "the GPU and the engine's /metrics" if root_url else "the GPU"
+    if not state.under_pressure:
+        return Check("pressure", Status.OK, f"{state.describe()} (watching {watched})")
+    return Check(
+        "pressure",
+        Status.WARN,
+        state.describe(),
+        "Report and podcast work waits and new jobs get 503 until it clears; free GPU memory, "
+        "or serve a smaller profile (`fawn serve plan`).",
+    )
+
+
 def check_sandbox(settings: Settings) -> Check:
     """bubblewrap is installed and can really create a sandbox here."""
     if shutil.which("bwrap") is None:
@@ -248,6 +267,7 @@ DEFAULT_CHECKS: tuple[CheckFunction, ...] = (
     check_vllm,
     check_kv_cache,
     check_gpu,
+    check_pressure,
     check_sandbox,
     check_speech,
     check_web_search,

@@ -39,7 +39,12 @@ def open_services(
         pressure = PressureMonitor(
             [GpuSource(), EngineMetricsSource(endpoint.root_url)], settings.pressure
         )
-        budget = budget_for_engine(endpoint.root_url, settings.llm, pressure=pressure)
+        budget = budget_for_engine(
+            endpoint.root_url,
+            settings.llm,
+            pressure=pressure,
+            engine_max_num_seqs=endpoint.max_num_seqs,
+        )
         runtime = connect_runtime(endpoint, settings.llm, budget, data_dir=settings.data_dir)
         pressure.start()
         try:

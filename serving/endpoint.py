@@ -18,6 +18,8 @@ class Endpoint:
     model: str
     max_model_len: int
     api_key: str = "EMPTY"
+    # The engine's own sequence cap, where Fawn knows it (it launched the engine from a profile).
+    max_num_seqs: int | None = None
 
     @property
     def root_url(self) -> str:

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -174,7 +174,8 @@ def connected_endpoint(
         timeout_s=engine.startup_timeout_s,
         on_tick=on_tick,
     ) as process:
-        yield discover_endpoint(process.base_url, llm)
+        endpoint = discover_endpoint(process.base_url, llm)
+        yield replace(endpoint, max_num_seqs=profile.max_num_seqs)
 
 
 def default_profile_name() -> str:

@@ -2,12 +2,19 @@
 
     FawnError
     ├── ConfigError              bad settings, unknown profile or model
+    │   └── SpeechError          (agents) the text-to-speech backend is misconfigured
     ├── PlanDoesNotFit           the memory planner refuses a launch (carries the plan)
     ├── EngineError              the served model is unreachable, slow, or answered junk
     │   └── EngineStartError     the embedded engine did not come up
     ├── BudgetTimeout            an LLM call waited too long for a slot in the budget
+    ├── Overloaded               memory pressure: new jobs are refused for now (HTTP 503)
+    ├── ContextOverflow          (agents) a prompt's fixed part alone exceeds the context
     ├── SandboxError             (agents) model-written code could not be run safely
-    └── SearchError              (agents) a search provider or page reader failed
+    ├── SearchError              (agents) a search provider or page reader failed
+    └── PdfError                 (app) no PDF renderer, or it failed
+
+Each lives next to the code that raises it (PlanDoesNotFit in serving/planner.py, Overloaded in
+serving/pressure.py, ContextOverflow in agents/context.py, ...); serving never imports agents.
 
 Third-party errors (openai, httpx, subprocess) are translated into these at the boundary where
 they are raised, so callers above only ever catch `FawnError`.

@@ -33,6 +33,12 @@ class Profile:
         name = self.options.get("served-model-name", self.model)
         return str(name[0] if isinstance(name, list) else name)
 
+    @property
+    def max_num_seqs(self) -> int | None:
+        """The engine's sequence cap (`max-num-seqs`), if the profile sets one."""
+        value = self.options.get("max-num-seqs")
+        return None if value is None else int(value)
+
     def with_options(self, **changes: Any) -> Profile:
         """A copy with some options replaced (keys in long form, `_` or `-` accepted)."""
         merged = dict(self.options)

@@ -190,7 +190,11 @@ def scripted_runtime(
     provider = search or MemorySearch(list(DOCS))
 
     def model_for(
-        call_class: CallClass, *, max_tokens: int, temperature: float | None = None
+        call_class: CallClass,
+        *,
+        max_tokens: int,
+        temperature: float | None = None,
+        prompt_tokens: int | None = None,
     ) -> BaseChatModel:
         return model
 

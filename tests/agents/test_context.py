@@ -61,8 +61,9 @@ async def test_completion_cap_shrinks_to_the_room_left() -> None:
     messages = render(numbered(1))
     used = await budget.counter.count(messages)
     room = await budget.completion_room(messages, max_tokens=4096)
-    assert room == 1024 - used - 16
-    assert await budget.completion_room(messages, max_tokens=64) == 64
+    assert room.max_tokens == 1024 - used - 16
+    assert room.prompt_tokens == used
+    assert (await budget.completion_room(messages, max_tokens=64)).max_tokens == 64
 
 
 async def test_no_room_to_answer_is_refused_before_the_engine_would() -> None:

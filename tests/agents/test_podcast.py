@@ -112,10 +112,16 @@ def recording_classes(runtime: Runtime, classes: list[CallClass]) -> Runtime:
     """`runtime` with the budget class of every model it builds written to `classes`."""
 
     def model_for(
-        call_class: CallClass, *, max_tokens: int, temperature: float | None = None
+        call_class: CallClass,
+        *,
+        max_tokens: int,
+        temperature: float | None = None,
+        prompt_tokens: int | None = None,
     ) -> BaseChatModel:
         classes.append(call_class)
-        return runtime.model_for(call_class, max_tokens=max_tokens, temperature=temperature)
+        return runtime.model_for(
+            call_class, max_tokens=max_tokens, temperature=temperature, prompt_tokens=prompt_tokens
+        )
 
     return dataclasses.replace(runtime, model_for=model_for)
 

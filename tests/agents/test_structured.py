@@ -189,8 +189,16 @@ async def test_cut_off_structured_output_on_the_real_engine_falls_back(
 ) -> None:
     budget = Budget(8)
     runtime = Runtime(
-        model_for=lambda call_class, *, max_tokens, temperature=None: chat_model(
-            engine, LLMSettings(), budget, call_class, max_tokens=max_tokens, temperature=0
+        model_for=lambda call_class, *, max_tokens, temperature=None, prompt_tokens=None: (
+            chat_model(
+                engine,
+                LLMSettings(),
+                budget,
+                call_class,
+                max_tokens=max_tokens,
+                temperature=0,
+                prompt_tokens=prompt_tokens,
+            )
         ),
         search_for=lambda _name: memory_search,
         context_budget=ContextBudget(engine.max_model_len, EngineTokenCounter(engine)),

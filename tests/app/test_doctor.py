@@ -64,6 +64,9 @@ def test_doctor_against_the_live_engine_shows_model_and_context_length(engine: E
     assert engine.model in engine_row and f"max_model_len {engine.max_model_len}" in engine_row
     kv_row = _row(result.stdout, "kv cache")
     assert "ok" in kv_row and "blocks of 128" in kv_row
+    pressure_row = _row(result.stdout, "pressure")
+    assert "ok" in pressure_row and "no memory pressure" in pressure_row
+    assert "engine's /metrics" in pressure_row
     assert "Fawn is ready" in result.stdout
 
 

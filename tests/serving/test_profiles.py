@@ -41,7 +41,7 @@ def test_profile_passes_vllms_own_argument_parser(name: str) -> None:
     engine_args = AsyncEngineArgs.from_cli_args(args)
     assert engine_args.model == profile.model
     assert engine_args.max_model_len == profile.options["max-model-len"]
-    assert engine_args.max_num_seqs == profile.options["max-num-seqs"]
+    assert engine_args.max_num_seqs == profile.max_num_seqs == profile.options["max-num-seqs"]
 
 
 @pytest.mark.parametrize("name", profile_names())
