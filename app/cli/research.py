@@ -1,8 +1,11 @@
-"""`fawn research`: one question, researched from the terminal with live progress.
+"""`fawn research`: one question as a stored job, followed live from the terminal.
 
-Progress (plan, steps, sources) goes to stderr; the report goes to stdout or `--out`, so
-`fawn research "..." > report.md` works. In a terminal the plan is shown for review unless
-`--auto-accept`; without a terminal it is accepted as made, with a note.
+The job lives in the data dir's job store (the one `fawn api` and `fawn jobs` read) and runs
+through the job runner with the SQLite checkpointer, so an interrupted or failed run can be
+inspected with `fawn jobs show ID` and retried from its last completed step. Progress (plan,
+steps, sources) is read from the job's event log and goes to stderr; the report goes to stdout
+or `--out`, so `fawn research "..." > report.md` works. In a terminal the plan is shown for
+review unless `--auto-accept`; without a terminal it is accepted as made, with a note.
 """
 
 from __future__ import annotations
@@ -19,16 +22,23 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agents.config import ReportStyle, ResearchOptions, SearchProviderName
+from agents.config import ReportStyle, SearchProviderName
 from app.cli.errors import fail
+from app.jobs.models import JobOptions, JobStatus
 from app.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from agents.events import ResearchEvent
-    from agents.research import PlanReviewer
     from agents.state import Plan, PlanReview
+    from app.jobs.models import Job, JobEvent
+    from app.jobs.runner import LocalJobRunner
+    from app.jobs.store import JobStore
+    from app.services import Services
 
 _progress = Console(stderr=True, highlight=False, soft_wrap=True)
+# How often the terminal looks for new events in the job's log.
+EVENT_POLL_S = 0.2
+EXIT_INTERRUPTED = 130
 
 
 def research(
@@ -51,41 +61,60 @@ def research(
         bool, typer.Option("--coder/--no-coder", help="Run analysis steps as sandboxed Python.")
     ] = True,
     max_steps: Annotated[int, typer.Option(min=1, max=10, help="Most steps in a plan.")] = 3,
+    podcast: Annotated[
+        bool,
+        typer.Option(
+            "--podcast",
+            help="Also make a two-host audio summary, stored with the job; with --out it is "
+            "written beside the report as <out stem>.wav.",
+        ),
+    ] = False,
     out: Annotated[
         Path | None, typer.Option(help="Write the report here instead of to stdout.")
     ] = None,
 ) -> None:
-    """Research a question and write a cited Markdown report.
+    """Research a question as a stored job and write a cited Markdown report.
 
     Example: fawn research --auto-accept --corpus notes/ "Who founded Arthur's Magazine?"
     """
     if not question.strip():
         raise fail("The question is empty: ask something to research.")
+    if podcast and out is not None and out.suffix.lower() == ".wav":
+        raise fail(f"--out {out} would be overwritten by the podcast: give the report a .md name.")
     interactive = not auto_accept and sys.stdin.isatty()
     if not auto_accept and not interactive:
         _progress.print("[dim]stdin is not a terminal: the plan is accepted as made.[/]")
     try:
-        options = ResearchOptions(
+        options = JobOptions(
             provider=provider,
             report_style=style,
             locale=locale,
             auto_accept_plan=not interactive,
             enable_coder=coder,
             max_step_num=max_steps,
+            podcast=podcast,
         )
     except ValidationError as exc:
         raise fail(
             f"Invalid option: {exc.errors()[0]['msg']} (see `fawn research --help`)."
         ) from None
+    # Imported here so that every other command starts without loading langgraph.
+    from agents.research import initial_state
+
+    initial_state(question, options)  # a question the graph would refuse fails before any job
     settings = load_settings()
+    if podcast:
+        _check_speech(settings)
     if corpus is not None:
         _add_to_corpus(corpus, settings.data_dir)
-    report = _run(settings, question, options, review_plan=_review if interactive else None)
-    if out is None:
-        typer.echo(report)
-    else:
-        out.write_text(report, encoding="utf-8")
-        _progress.print(f"Report written to {out}")
+    _research_job(settings, question, options, interactive=interactive, out=out)
+
+
+def _check_speech(settings: Settings) -> None:
+    """Fail in a moment, before the engine starts, if the speech backend cannot speak."""
+    from agents.podcast import speech_backend
+
+    asyncio.run(speech_backend(settings.tts).check())
 
 
 def _add_to_corpus(path: Path, data_dir: Path) -> None:
@@ -100,15 +129,29 @@ def _add_to_corpus(path: Path, data_dir: Path) -> None:
     )
 
 
-def _run(
+def _research_job(
+    settings: Settings, question: str, options: JobOptions, *, interactive: bool, out: Path | None
+) -> None:
+    """Store the job, run it to its end with live progress, and deliver what it made."""
+    from app.jobs.store import SqliteJobStore
+
+    store = SqliteJobStore(settings.data_dir / "jobs.sqlite3")
+    try:
+        job = _run_job(settings, store, question, options, interactive=interactive)
+        _deliver(store, job, out)
+    finally:
+        store.close()
+
+
+def _run_job(
     settings: Settings,
+    store: JobStore,
     question: str,
-    options: ResearchOptions,
-    review_plan: PlanReviewer | None,
-) -> str:
-    """Open the engine, run the research, and return the report."""
-    # Imported here so that every other command starts without loading langgraph.
-    from agents.research import run_research
+    options: JobOptions,
+    *,
+    interactive: bool,
+) -> Job:
+    """Open the engine, create the job, and follow it until it ends; returns the ended job."""
     from app.services import open_services
 
     with ExitStack() as stack:
@@ -119,16 +162,141 @@ def _run(
                     on_tick=lambda s: status.update(f"Starting the embedded engine ... {s:.0f} s"),
                 )
             )
-        result = asyncio.run(
-            run_research(
-                question,
-                options,
-                services.runtime,
-                on_event=show_event,
-                review_plan=review_plan,
+        job = store.create(question, options.model_dump(mode="json"))
+        _progress.print(f"Job {job.id}: follow with `fawn jobs show {job.id}`")
+
+        async def follow() -> None:
+            runner = _job_runner(settings, store, services)
+            await follow_job(runner, job.id, interactive=interactive)
+
+        try:
+            asyncio.run(follow())
+        except KeyboardInterrupt:
+            _progress.print(
+                f"[yellow]Interrupted: job {job.id} is cancelled; see `fawn jobs show {job.id}`; "
+                f"a retry (POST /api/research/{job.id}/retry) resumes it where it stopped.[/]"
             )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    ended = store.get(job.id)
+    if ended is None:
+        raise fail(f"Job {job.id} was deleted while it ran.")
+    return ended
+
+
+def _job_runner(settings: Settings, store: JobStore, services: Services) -> LocalJobRunner:
+    """A runner for this one job, making its podcast too when the job asks for one."""
+    from agents.graph import sqlite_checkpointer
+    from app.jobs.podcast import PodcastMaker
+    from app.jobs.runner import LocalJobRunner
+
+    return LocalJobRunner(
+        store,
+        services.runtime,
+        lambda: sqlite_checkpointer(settings.data_dir / "checkpoints.sqlite3"),
+        concurrency=1,
+        podcasts=PodcastMaker(store, services.runtime, settings.tts, budget=services.budget),
+    )
+
+
+async def follow_job(runner: LocalJobRunner, job_id: str, *, interactive: bool) -> None:
+    """Run the job and print its events as the runner logs them, answering plan reviews."""
+    store = runner.store
+    job = store.get(job_id)
+    if job is None:
+        raise KeyError(job_id)
+    runner.submit(job)
+    ended = asyncio.ensure_future(runner.wait(job_id))
+    after = 0
+    while True:
+        finished = ended.done()  # read before the events, so the last ones are not missed
+        for event in await asyncio.to_thread(store.events, job_id, after):
+            after = event.seq
+            show_job_event(event)
+            if interactive and _awaits_review(event):
+                await _review_in_terminal(runner, job_id)
+        if finished:
+            return
+        await asyncio.wait({ended}, timeout=EVENT_POLL_S)
+
+
+def _awaits_review(event: JobEvent) -> bool:
+    return event.type == "status" and event.data.get("status") == JobStatus.AWAITING_PLAN_REVIEW
+
+
+async def _review_in_terminal(runner: LocalJobRunner, job_id: str) -> None:
+    from agents.state import Plan
+
+    job = await asyncio.to_thread(runner.store.get, job_id)
+    if job is None or job.plan is None:
+        return
+    review = await asyncio.to_thread(_ask_review, Plan.model_validate(job.plan))
+    steps = None
+    if review.action == "edit" and review.steps:
+        steps = [step.model_dump(mode="json") for step in review.steps]
+    await runner.review_plan(job_id, steps)
+
+
+def _deliver(store: JobStore, job: Job, out: Path | None) -> None:
+    """Write the report (and the podcast audio); a failed job exits 2 with its cause."""
+    if job.status is not JobStatus.DONE or job.report is None:
+        raise fail(
+            f"Job {job.id} {job.status.value}: {job.error or 'no report was made'}. Inspect it "
+            f"with `fawn jobs show {job.id}`; a retry (POST /api/research/{job.id}/retry, or "
+            "Retry on its page in `fawn api`) resumes it from its last completed step."
         )
-    return result.report
+    if out is None:
+        typer.echo(job.report)
+    else:
+        out.write_text(job.report, encoding="utf-8")
+        _progress.print(f"Report written to {out}")
+    if JobOptions.model_validate(job.options).podcast:
+        _deliver_podcast(store, job, out)
+
+
+def _deliver_podcast(store: JobStore, job: Job, out: Path | None) -> None:
+    from agents.podcast import AudioFormat
+    from app.jobs.podcast import audio_artifact, last_podcast_event
+
+    found = store.get_artifact(job.id, audio_artifact(AudioFormat.WAV))
+    if found is None:
+        last = last_podcast_event(store, job.id)
+        cause = last.message if last is not None else "it was never started"
+        raise fail(f"The report is done, but the podcast failed: {cause}")
+    if out is None:
+        _progress.print(
+            f"Podcast stored with job {job.id}: with `fawn api` running, "
+            f"GET /api/research/{job.id}/podcast (.wav; ?format=ogg or mp3)."
+        )
+        return
+    audio = out.with_suffix(".wav")
+    audio.write_bytes(found[1])
+    _progress.print(f"Podcast written to {audio}")
+
+
+def show_job_event(event: JobEvent) -> None:
+    """Print one entry of a job's event log to stderr (the report itself is not echoed)."""
+    from agents.events import EVENT_ADAPTER
+
+    if event.type == "status" and "status" in event.data:
+        _show_status_change(event.data)
+    elif event.type == "podcast":
+        message = escape(str(event.data.get("message", "")))
+        _progress.print(f"[dim]Podcast ({event.data.get('stage')}): {message}[/]")
+    elif event.type != "report_chunk":
+        try:
+            research_event = EVENT_ADAPTER.validate_python({"kind": event.type, **event.data})
+        except ValidationError:
+            return  # a kind this version does not know how to show
+        show_event(research_event)
+
+
+def _show_status_change(data: dict[str, object]) -> None:
+    status = data.get("status")
+    if status == JobStatus.AWAITING_PLAN_REVIEW:
+        _progress.print("[bold]The plan awaits review.[/]")
+    elif status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        cause = f": {escape(str(data['error']))}" if data.get("error") else ""
+        _progress.print(f"[red]Job {status}{cause}[/]")
 
 
 def show_event(event: ResearchEvent) -> None:
@@ -167,10 +335,6 @@ def plan_table(plan: Plan) -> Table:
         text = f"{escape(step.title)}\n[dim]{escape(step.description)}[/]"
         table.add_row(str(index), step.step_type.value, text)
     return table
-
-
-async def _review(plan: Plan) -> PlanReview:
-    return await asyncio.to_thread(_ask_review, plan)
 
 
 def _ask_review(plan: Plan) -> PlanReview:
