@@ -70,7 +70,7 @@ async def corpus_upload(request: Request) -> Response:
             request, 0, error="file: choose a file to upload.", status_code=422
         )
     try:
-        result = await corpus_api.upload(upload, request)
+        result = await corpus_api.upload_document(upload, request)
     except HTTPException as exc:
         return await _corpus_page(request, 0, error=str(exc.detail), status_code=exc.status_code)
     total = (await corpus_api.list_documents(request, offset=0, limit=1)).total
@@ -84,6 +84,6 @@ async def corpus_upload(request: Request) -> Response:
 @router.post("/corpus/documents/{doc_id}/delete", name="corpus_delete")
 async def corpus_delete(doc_id: str, request: Request) -> Response:
     """Remove one passage from the corpus."""
-    await corpus_api.delete(doc_id, request)
+    await corpus_api.delete_document(doc_id, request)
     target = request.url_for("corpus").include_query_params(deleted="true")
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)

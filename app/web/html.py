@@ -1,8 +1,9 @@
 """HTML responses: the templates, the security headers every page carries, and error pages.
 
 Web routes use `HtmlRoute`, which turns HTTP errors, validation errors and Fawn errors raised by
-a page (or by the API functions it calls) into a readable HTML page instead of JSON, and adds the
-Content-Security-Policy to every response it sends.
+a page (or by the API functions it calls) into a readable HTML page instead of JSON (a redirect,
+such as to the login page, stays a redirect), and adds the Content-Security-Policy to every
+response it sends.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
@@ -28,8 +30,9 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    # Links out of a report must not tell the cited site which job the reader was on.
-    "Referrer-Policy": "no-referrer",
+    # Links out of a report must not tell the cited site which job the reader was on; same-origin
+    # requests keep their Origin, which the CSRF check of cookie-authenticated posts reads.
+    "Referrer-Policy": "same-origin",
 }
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 
@@ -87,7 +90,10 @@ class HtmlRoute(APIRoute):
                 response = await handler(request)
             except (HTTPException, RequestValidationError, FawnError) as exc:
                 status_code, message, headers = _message(exc)
-                response = error_page(request, status_code, message, headers)
+                if 300 <= status_code < 400 and headers and "Location" in headers:
+                    response = RedirectResponse(headers["Location"], status_code)
+                else:
+                    response = error_page(request, status_code, message, headers)
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response

@@ -19,6 +19,7 @@ from app.jobs.models import Job, JobStatus
 from app.jobs.store import JobStore
 from app.web import forms
 from app.web.html import HtmlRoute, error_page, page
+from app.web.podcast import podcast_view
 from app.web.render import render_report
 from serving.errors import FawnError
 from serving.pressure import Overloaded
@@ -90,7 +91,7 @@ async def submit_job(request: Request) -> Response:
     form = forms.ask_form(await request.form())
     try:
         body = forms.research_request(form)
-        view = await research.submit(body, request, Response())
+        view = await research.submit_research(body, request, Response())
     except forms.FormError as exc:
         return _ask_page(request, form, error=str(exc), status_code=422)
     except Overloaded as exc:
@@ -112,9 +113,10 @@ def _job_context(job: Job) -> dict[str, Any]:
 
 @router.get("/jobs/{job_id}", name="job_page")
 async def job_page(job_id: str, request: Request) -> Response:
-    """One job: its status, plan, sources and report, followed live."""
+    """One job: its status, plan, sources, report and podcast, followed live."""
     job = await asyncio.to_thread(_job, request, job_id)
-    return page(request, "job.html", _job_context(job))
+    view = await asyncio.to_thread(podcast_view, request, job)
+    return page(request, "job.html", {**_job_context(job), "podcast": view})
 
 
 @router.get("/jobs/{job_id}/plan-review", name="plan_review_form")
@@ -144,21 +146,21 @@ async def review_plan(job_id: str, request: Request) -> Response:
 @router.post("/jobs/{job_id}/cancel", name="cancel_job")
 async def cancel_job(job_id: str, request: Request) -> Response:
     """Cancel a job that has not finished."""
-    await research.cancel(job_id, request)
+    await research.cancel_research_job(job_id, request)
     return _back_to_job(request, job_id)
 
 
 @router.post("/jobs/{job_id}/retry", name="retry_job")
 async def retry_job(job_id: str, request: Request) -> Response:
     """Queue a failed or cancelled job again."""
-    await research.retry(job_id, request)
+    await research.retry_research_job(job_id, request)
     return _back_to_job(request, job_id)
 
 
 @router.post("/jobs/{job_id}/delete", name="delete_job")
 async def delete_job(job_id: str, request: Request) -> Response:
     """Delete a job, then go back to where the form said (the history by default)."""
-    await research.delete(job_id, request)
+    await research.delete_research_job(job_id, request)
     target = str((await request.form()).get("next", ""))
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         target = str(request.url_for("history"))

@@ -20,11 +20,11 @@ from app.jobs.models import Job, JobStatus
 from app.jobs.store import JobStore
 from app.web.html import STATIC_DIR, HtmlRoute, page, templates
 from app.web.pdf import find_chromium, print_pdf
+from app.web.podcast import podcast_view
 from app.web.render import render_report
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
 REPORT_CSS = STATIC_DIR / "report.css"
-PODCAST_AUDIO = "podcast.wav"
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
@@ -80,14 +80,13 @@ def standalone_html(job: Job) -> tuple[str, str]:
 async def report_page(job_id: str, request: Request) -> Response:
     """The finished report, rendered, with its downloads."""
     job = await asyncio.to_thread(_finished, request, job_id)
-    artifacts = await asyncio.to_thread(_store(request).artifacts, job_id)
     return page(
         request,
         "report.html",
         {
             "job": job,
             "report_html": render_report(job.report or ""),
-            "has_podcast": any(a.name == PODCAST_AUDIO for a in artifacts),
+            "podcast": await asyncio.to_thread(podcast_view, request, job),
             "has_pdf": find_chromium() is not None,
         },
     )

@@ -74,6 +74,7 @@
     document.getElementById("cancel-form").classList.toggle("hidden", FINAL.has(status));
     document.getElementById("retry-form").classList.toggle(
       "hidden", status !== "failed" && status !== "cancelled");
+    document.getElementById("podcast").classList.toggle("hidden", status !== "done");
     if (status === "awaiting_plan_review") loadPlanReview();
     else if (PAST_REVIEW.has(status)) document.getElementById("plan-review").replaceChildren();
   }
@@ -119,12 +120,19 @@
     list.append(item);
   }
 
+  function labelled(label, element) {
+    return [node("p", "tool-label", label), element];
+  }
+
+  // A sandbox run shows its program, what it printed and its figures; a search its summary.
   function toolOutput(data) {
     const parts = [node("span", "tag", data.tool === "python" ? "Python" : "Search"), " ",
       node("span", "", data.summary)];
-    if (data.code) parts.push(node("pre", "code", data.code));
-    if (data.stdout) parts.push(node("pre", "output", data.stdout));
+    if (data.code) parts.push(...labelled("Code", node("pre", "code", node("code", "", data.code))));
+    if (data.stdout) parts.push(...labelled("Output", node("pre", "stdout", data.stdout)));
+    if (data.stderr) parts.push(...labelled("Errors", node("pre", "stderr", data.stderr)));
     (data.figures || []).forEach(function (figure) {
+      // Only base64 PNG data becomes an image: nothing else can reach the src attribute.
       if (!/^[A-Za-z0-9+/=]+$/.test(figure.png_base64 || "")) return;
       const image = node("img", "figure");
       image.alt = figure.name || "Figure";
@@ -192,11 +200,12 @@
       const seconds = Math.round(data.wall_s);
       timeline.append(entry(seq, "ev-done",
         "Finished in " + seconds + " s with " + data.llm_calls + " model calls."));
-      finish();
+      if (!podcast.following) finish();
       loadReport();
     },
     podcast: function (seq, data) {
       timeline.append(entry(seq, "ev-podcast", "Podcast: " + (data.message || data.stage)));
+      if (seq > podcast.since) podcast.progress(seq, data);
     },
   };
 
@@ -220,6 +229,11 @@
   // more to say; a reconnect that brings nothing new for a final job means the end.
   async function onDrop() {
     if (finished) return;
+    if (podcast.following) {
+      // A done job's stream ends whenever it has no news; keep coming back for the podcast's.
+      if (stream.readyState === EventSource.CLOSED) window.setTimeout(connect, RECONNECT_MS);
+      return;
+    }
     if (stream.readyState === EventSource.CLOSED) {
       window.setTimeout(connect, RECONNECT_MS); // refused outright: start over, replay dedupes
       return;
@@ -245,6 +259,97 @@
       });
     });
   }
+
+  // The podcast of a done job: the button starts it through the REST API, its `podcast` events
+  // (those after `since`, the end of the last attempt) drive the status line, and the player
+  // appears once the audio exists.
+  const podcast = (function () {
+    const section = document.getElementById("podcast");
+    const status = document.getElementById("podcast-status");
+    const form = document.getElementById("podcast-form");
+    const state = {
+      since: parseInt(section.dataset.since, 10) || 0,
+      following: section.dataset.running === "true",
+    };
+
+    function say(text, isError) {
+      status.textContent = text;
+      status.className = isError ? "alert" : "";
+    }
+
+    function showPlayer() {
+      const audio = node("audio", "");
+      audio.id = "podcast-audio";
+      audio.controls = true;
+      audio.preload = "none";
+      audio.src = section.dataset.audioUrl;
+      const transcript = node("a", "", "Read the transcript");
+      transcript.id = "podcast-transcript";
+      transcript.href = section.dataset.transcriptUrl;
+      const download = node("a", "", "Download (WAV)");
+      download.href = section.dataset.audioUrl;
+      download.setAttribute("download", "");
+      const player = document.getElementById("podcast-player");
+      player.replaceChildren(audio, node("p", "", transcript, " · ", download));
+      player.classList.remove("hidden");
+    }
+
+    function ended(seq) {
+      state.since = seq;
+      state.following = false;
+      form.classList.remove("hidden");
+      form.querySelector("button").disabled = false;
+      if (FINAL.has(root.dataset.status)) finish();
+    }
+
+    state.progress = function (seq, data) {
+      const counted = data.total ? " (" + data.done + " of " + data.total + ")" : "";
+      if (data.stage === "done") {
+        say(data.message || "The podcast is ready.", false);
+        form.querySelector("button").textContent = "Make it again";
+        showPlayer();
+        ended(seq);
+      } else if (data.stage === "error") {
+        say("The podcast failed: " + (data.message || "unknown error"), true);
+        ended(seq);
+      } else {
+        say((data.message || data.stage) + counted, false);
+      }
+    };
+
+    async function start(event) {
+      event.preventDefault();
+      const button = form.querySelector("button");
+      button.disabled = true;
+      say("Starting the podcast…", false);
+      let response;
+      try {
+        response = await fetch(section.dataset.startUrl, {
+          method: "POST", headers: { Accept: "application/json" },
+        });
+      } catch (error) {
+        say("Could not reach the server; try again.", true);
+        button.disabled = false;
+        return;
+      }
+      if (response.status !== 202) {
+        const body = await response.json().catch(function () { return {}; });
+        say("No podcast: " + (body.detail || "the server said " + response.status + "."), true);
+        button.disabled = false;
+        return;
+      }
+      form.classList.add("hidden");
+      say("The podcast is being made; progress shows here.", false);
+      state.following = true;
+      if (finished) {
+        finished = false; // the stream closed at the job's end: open it again for the podcast
+        connect();
+      }
+    }
+
+    form.addEventListener("submit", start);
+    return state;
+  })();
 
   connect();
 })();

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
 STARTUP_TIMEOUT_S = 120
+API_KEY = "test-key-7c1f0a9e"
 # The busy test drives pressure by hand: no sampling in between, and it clears at once.
 PRESSURE = PressureSettings(interval_s=3600, clear_after_s=0, retry_after_s=3)
 
@@ -63,16 +65,9 @@ class WebServer:
         return self.app.state.services.pressure
 
 
-@pytest.fixture(scope="module")
-def web_server(
-    engine: Endpoint, tmp_path_factory: pytest.TempPathFactory, hotpotqa_path: Path
-) -> Iterator[WebServer]:
-    """Fawn on the real engine, served by uvicorn on a free loopback port."""
-    data_dir = tmp_path_factory.mktemp("web-data")
-    LocalCorpus(corpus_path(data_dir)).add(load_documents(hotpotqa_path))
-    settings = Settings(
-        data_dir=data_dir, llm=LLMSettings(base_url=engine.base_url), pressure=PRESSURE
-    )
+@contextmanager
+def serve(settings: Settings) -> Iterator[WebServer]:
+    """Fawn with `settings`, served by uvicorn on a free loopback port in a thread."""
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -88,6 +83,32 @@ def web_server(
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def web_server(
+    engine: Endpoint, tmp_path_factory: pytest.TempPathFactory, hotpotqa_path: Path
+) -> Iterator[WebServer]:
+    """Fawn on the real engine, with the HotpotQA corpus and no API key."""
+    data_dir = tmp_path_factory.mktemp("web-data")
+    LocalCorpus(corpus_path(data_dir)).add(load_documents(hotpotqa_path))
+    settings = Settings(
+        data_dir=data_dir, llm=LLMSettings(base_url=engine.base_url), pressure=PRESSURE
+    )
+    with serve(settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def keyed_server(engine: Endpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """Fawn on the real engine with an API key (`API_KEY`), as any non-loopback deployment."""
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("keyed-data"),
+        llm=LLMSettings(base_url=engine.base_url),
+        api_key=API_KEY,
+    )
+    with serve(settings) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,80 @@
+"""The podcast on the job and report pages: make it, follow it, play it.
+
+The page shows the player and transcript when the audio exists (readable without JavaScript),
+what is happening while a podcast is being made, and why the last attempt failed. The button is a
+plain form (`make_podcast`, a redirect back to the job page); with JavaScript, static/job.js
+posts to the REST API instead and follows the job's `podcast` events live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.responses import RedirectResponse
+
+from agents.podcast import AudioFormat, PodcastStage
+from app.api import podcast
+from app.jobs.models import Job, JobStatus
+from app.jobs.store import JobStore
+from app.web.html import HtmlRoute, error_page
+from serving.errors import FawnError
+
+router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
+FINISHED_STAGES = frozenset({PodcastStage.DONE, PodcastStage.ERROR})
+
+
+@dataclass(frozen=True)
+class PodcastView:
+    """What the page shows of a done job's podcast.
+
+    `since` is the sequence number of the last podcast event that ended an attempt: the page
+    follows only the events after it, so an old attempt's events never pass for a new one's.
+    """
+
+    ready: bool
+    running: bool
+    error: str | None
+    since: int
+    start_url: str
+    audio_url: str
+    transcript_url: str
+
+
+def podcast_view(request: Request, job: Job) -> PodcastView:
+    """The podcast state of `job` (nothing made, for a job without a finished report)."""
+    base = f"/api/research/{job.id}"
+    urls = {
+        "start_url": f"{base}/podcast",
+        "audio_url": f"{base}/podcast",
+        "transcript_url": f"{base}/podcast/transcript",
+    }
+    if job.status is not JobStatus.DONE or not job.report:
+        return PodcastView(ready=False, running=False, error=None, since=0, **urls)
+    store: JobStore = request.app.state.store
+    names = {a.name for a in store.artifacts(job.id)}
+    events = [e for e in store.events(job.id) if e.type == podcast.EVENT_TYPE]
+    finished = [e for e in events if e.data.get("stage") in FINISHED_STAGES]
+    running = podcast.podcast_tasks(request).running(job.id)
+    last = events[-1].data if events else {}
+    failed = not running and last.get("stage") == PodcastStage.ERROR
+    return PodcastView(
+        ready=podcast.audio_artifact(AudioFormat.WAV) in names,
+        running=running,
+        error=str(last.get("message") or "unknown error") if failed else None,
+        since=finished[-1].seq if finished else 0,
+        **urls,
+    )
+
+
+@router.post("/jobs/{job_id}/podcast", name="make_podcast")
+async def make_podcast(job_id: str, request: Request) -> Response:
+    """Form post: start the podcast through the REST API's route, then follow it on the job
+    page; a refusal (no report, a bad speech setup) is a page saying why."""
+    try:
+        await podcast.start_podcast(job_id, request, Response())
+    except HTTPException as exc:
+        return error_page(request, exc.status_code, f"No podcast: {exc.detail}")
+    except FawnError as exc:  # the speech backend is not usable
+        return error_page(request, status.HTTP_400_BAD_REQUEST, f"No podcast: {exc}")
+    return RedirectResponse(request.url_for("job_page", job_id=job_id), status.HTTP_303_SEE_OTHER)
