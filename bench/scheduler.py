@@ -4,11 +4,12 @@ a. Time to first token of interactive calls while 16 research-class callers satu
    through the gate and straight to the engine.
 b. The engine's waiting queue and preemptions during a burst on a KV-constrained engine
    (`--num-gpu-blocks-override 40`: 5,120 KV tokens), with and without the gate.
-c. Wall time of one research job whose plan has 3 independent steps, parallel vs one after another.
-d. Throughput of 8 concurrent research jobs through the gate.
+c. Wall time of one research job whose plan is pinned to 3 independent research steps, the steps
+   in parallel vs one after another (`parallel_steps=False`, as DeerFlow runs them).
+d. 8 concurrent research jobs on different questions: through one gate, and with no gate.
 
     .venv/bin/python bench/scheduler.py              # a and b; starts the engines itself
-    .venv/bin/python bench/scheduler.py --only c,d   # needs the research graph (agents/)
+    .venv/bin/python bench/scheduler.py --only c,d   # whole research jobs (bench/jobs.py)
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import random
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -34,16 +34,17 @@ import openai
 from prometheus_client import CollectorRegistry
 
 # Run as `python bench/scheduler.py`, this folder comes first on sys.path and bench/serving.py
-# would shadow the `serving` package.
+# would shadow the `serving` package; the repo root instead makes `bench.*` importable.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from app.settings import load_settings
+from bench.jobs import part_c, part_d, table_c, table_d
+from bench.sampling import engine_sampled, percentile
 from serving.budget import Budget, CallClass, budget_for_engine
 from serving.endpoint import Endpoint, discover_endpoint
 from serving.engine import running_engine
 from serving.gpu import read_gpus
-from serving.metrics import scrape_metrics
 from serving.observability import gate_metrics
 from serving.profiles import EMBEDDED_PROFILE, load_profile
 from serving.settings import LLMSettings
@@ -53,48 +54,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HOTPOTQA = REPO_ROOT.parent / "shared" / "data" / "hotpotqa-dev-20.json"
 KV_CONSTRAINED_ARGS = ("--num-gpu-blocks-override", "40")
 REQUEST_TIMEOUT_S = 900.0
-SAMPLE_INTERVAL_S = 0.1
-
-
-@dataclass
-class EngineSamples:
-    """What the engine's /metrics showed while a phase ran."""
-
-    running: list[int] = field(default_factory=list)
-    waiting: list[int] = field(default_factory=list)
-    kv_usage: list[float] = field(default_factory=list)
-    preemptions_start: int = 0
-    preemptions_end: int = 0
-
-    @property
-    def preemptions(self) -> int:
-        """Requests the engine preempted during the phase."""
-        return self.preemptions_end - self.preemptions_start
-
-
-@asynccontextmanager
-async def engine_sampled(root_url: str) -> AsyncIterator[EngineSamples]:
-    """Sample the engine's running/waiting counts, KV usage and preemptions during the block."""
-    samples = EngineSamples()
-    stop = asyncio.Event()
-    async with httpx.AsyncClient() as client:
-        samples.preemptions_start = (await scrape_metrics(root_url, client)).preemptions_total
-
-        async def sample() -> None:
-            while not stop.is_set():
-                metrics = await scrape_metrics(root_url, client)
-                samples.running.append(metrics.requests_running)
-                samples.waiting.append(metrics.requests_waiting)
-                samples.kv_usage.append(metrics.kv_cache_usage_perc)
-                await asyncio.sleep(SAMPLE_INTERVAL_S)
-
-        sampler = asyncio.create_task(sample())
-        try:
-            yield samples
-        finally:
-            stop.set()
-            await sampler
-            samples.preemptions_end = (await scrape_metrics(root_url, client)).preemptions_total
+DEV_MODE_VAR = "VLLM_SERVER_DEV_MODE"
 
 
 def openai_client(
@@ -107,12 +67,6 @@ def openai_client(
     return openai.AsyncOpenAI(
         base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=0, http_client=http
     )
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank q-th percentile (0-100)."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
 def distinct_documents(path: Path, count: int) -> list[str]:
@@ -337,78 +291,33 @@ def _ratio(direct: Sequence[float], gated: Sequence[float], q: float) -> str:
     return f"{percentile(direct, q) / percentile(gated, q):.1f}x"
 
 
-@dataclass(frozen=True)
-class JobsRow:
-    """Parts c and d: research jobs run side by side, and the engine slots they kept busy."""
-
-    mode: str
-    jobs: int
-    wall_s: float
-    engine_running_mean: float
-    engine_running_max: int
-
-    @property
-    def jobs_per_hour(self) -> float:
-        """Finished jobs per hour of wall time."""
-        return self.jobs * 3600 / self.wall_s
-
-
-JobRunner = Callable[[int], Awaitable[object]]
-
-
-async def measure_jobs(endpoint: Endpoint, mode: str, run_job: JobRunner, jobs: int) -> JobsRow:
-    """Run `jobs` research jobs at once (`run_job(index)` runs one to its report) and measure.
-
-    The hook for parts c and d: c calls it once with a runner that researches the plan's steps in
-    parallel and once with one that runs them one after another; d calls it with 8 jobs through
-    the gate. Both need the research graph to take a fixed 3-step plan and a sequential switch.
-    """
-    async with engine_sampled(endpoint.root_url) as samples:
-        started = time.perf_counter()
-        await asyncio.gather(*(run_job(index) for index in range(jobs)))
-        wall = time.perf_counter() - started
-    running = samples.running or [0]
-    return JobsRow(mode, jobs, wall, sum(running) / len(running), max(running))
-
-
-def table_jobs(title: str, rows: Sequence[JobsRow]) -> str:
-    """Parts c and d as Markdown."""
-    lines = [
-        title,
-        "",
-        "| Mode | Jobs | Wall (s) | Jobs/hour | Engine slots in use (mean) | (max) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row.mode} | {row.jobs} | {row.wall_s:.1f} | {row.jobs_per_hour:.1f} | "
-            f"{row.engine_running_mean:.1f} | {row.engine_running_max} |"
-        )
-    return "\n".join(lines)
-
-
-# Parts c and d wait for the research graph: it must accept a fixed plan of 3 independent steps
-# and a switch that runs a plan's steps one after another. Until then they report why.
-NOT_YET = {
-    "c": "c. not measured: the research graph has no switch to run a plan's steps one after "
-    "another, nor a way to pin a 3-step plan; plug both into `measure_jobs`.",
-    "d": "d. not measured: needs a `run_job` that runs one research job to its report on the "
-    "local corpus through the gate; plug it into `measure_jobs` with 8 jobs.",
-}
-
-
 @contextmanager
-def embedded_engine(extra_args: tuple[str, ...] = ()) -> Iterator[Endpoint]:
-    """The embedded CPU engine with `extra_args`, started here and stopped after."""
+def embedded_engine(
+    extra_args: tuple[str, ...] = (), *, dev_mode: bool = False
+) -> Iterator[Endpoint]:
+    """The embedded CPU engine with `extra_args`, started here and stopped after.
+
+    `dev_mode` turns on vLLM's development endpoints (POST /reset_prefix_cache).
+    """
     settings = load_settings()
     print(f"Starting the embedded engine {' '.join(extra_args)} ...", file=sys.stderr)
-    with running_engine(
-        load_profile(EMBEDDED_PROFILE),
-        models_dir=settings.model_cache,
-        port=_free_port(),
-        extra_args=extra_args,
-    ) as engine:
-        yield discover_endpoint(engine.base_url, settings.llm)
+    # The engine process inherits this environment; it is the only way to switch dev mode on.
+    previous = os.environ.get(DEV_MODE_VAR)
+    if dev_mode:
+        os.environ[DEV_MODE_VAR] = "1"
+    try:
+        with running_engine(
+            load_profile(EMBEDDED_PROFILE),
+            models_dir=settings.model_cache,
+            port=_free_port(),
+            extra_args=extra_args,
+        ) as engine:
+            yield discover_endpoint(engine.base_url, settings.llm)
+    finally:
+        if previous is None:
+            os.environ.pop(DEV_MODE_VAR, None)
+        else:
+            os.environ[DEV_MODE_VAR] = previous
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -422,6 +331,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--prompt-tokens", type=int, default=780, help="b: prompt length.")
     parser.add_argument("--completion-tokens", type=int, default=600, help="b: tokens generated.")
     parser.add_argument("--hotpotqa", type=Path, default=HOTPOTQA, help="Documents for prompts.")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="c: runs per mode, alternating which goes first."
+    )
+    parser.add_argument("--jobs", type=int, default=8, help="d: concurrent research jobs.")
+    parser.add_argument(
+        "--no-ungated", dest="ungated", action="store_false", help="d: skip the no-gate row."
+    )
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     print(f"Machine: {machine_description()}; {date.today().isoformat()}\n")
@@ -431,8 +347,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "b" in parts:
         with embedded_engine(KV_CONSTRAINED_ARGS) as endpoint:
             print(table_b(asyncio.run(part_b(endpoint, args)), args) + "\n", flush=True)
-    for part in sorted(parts & NOT_YET.keys()):
-        print(NOT_YET[part] + "\n")
+    if parts & {"c", "d"}:
+        with embedded_engine(dev_mode=True) as endpoint:
+            if "c" in parts:
+                runs = asyncio.run(part_c(endpoint, args.hotpotqa, args.repeats))
+                print(table_c(runs) + "\n", flush=True)
+            if "d" in parts:
+                runs = asyncio.run(part_d(endpoint, args.hotpotqa, args.jobs, args.ungated))
+                print(table_d(runs) + "\n", flush=True)
 
 
 def machine_description() -> str:

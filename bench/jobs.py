@@ -1,0 +1,299 @@
+"""Parts c and d of bench/scheduler.py: whole research jobs on the real engine.
+
+c. One job whose plan is pinned (through plan review) to 3 independent research steps, run with
+   the steps in parallel and one after another, alternating, several times.
+d. 8 jobs on different questions at once, through one gate and, side by side, with no gate.
+
+Every job runs the real research graph on a local corpus built from the HotpotQA file, with the
+coder off. Each measured run starts with an empty prefix cache, so no run reuses the KV blocks of
+the one before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from agents.config import ResearchOptions
+from agents.evaluation.hotpotqa import build_corpus, load_questions
+from agents.research import run_research
+from agents.runtime import Runtime, connect_runtime
+from agents.state import Plan, PlanReview, Step, StepType
+from bench.sampling import engine_sampled, percentile
+from serving.budget import Budget, budget_for_engine
+from serving.endpoint import Endpoint
+from serving.observability import gate_metrics
+from serving.settings import LLMSettings
+
+JOB_SAMPLE_INTERVAL_S = 0.5
+# Long enough that a call queued behind a full engine (no gate) is not cut off: the comparison is
+# of waiting, not of timeouts. The production default is 180 s.
+JOB_CALL_TIMEOUT_S = 900.0
+# A budget no job ever waits on: every call goes straight to the engine.
+NO_GATE_LIMIT = 10_000
+# Part c's question (the first of hotpotqa-dev-20.json) and the plan pinned for it: three
+# research steps that depend on nothing, so the parallel mode can send them at once.
+PINNED_QUESTION = 0
+PINNED_STEPS = (
+    Step(
+        title="Scott Derrickson's nationality",
+        description="Find the country the film director Scott Derrickson is from.",
+        step_type=StepType.RESEARCH,
+        need_search=True,
+    ),
+    Step(
+        title="Ed Wood's nationality",
+        description="Find the country the filmmaker Ed Wood is from.",
+        step_type=StepType.RESEARCH,
+        need_search=True,
+    ),
+    Step(
+        title="Films by Scott Derrickson and Ed Wood",
+        description="Find which films Scott Derrickson and Ed Wood directed.",
+        step_type=StepType.RESEARCH,
+        need_search=True,
+    ),
+)
+# As `fawn eval hotpotqa` runs questions: the local corpus, no code.
+JOB_OPTIONS = ResearchOptions(provider="local", enable_coder=False)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """One research job: how long it took and how many LLM calls it made, or why it failed."""
+
+    wall_s: float
+    llm_calls: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class JobsRun:
+    """Research jobs run at once, and what the engine did meanwhile."""
+
+    mode: str
+    wall_s: float
+    outcomes: tuple[JobOutcome, ...]
+    engine_running_mean: float
+    engine_running_max: int
+    engine_waiting_max: int
+    preemptions: int
+    gate_peak_in_flight: int | None
+
+    @property
+    def finished(self) -> list[JobOutcome]:
+        """The jobs that produced a report."""
+        return [outcome for outcome in self.outcomes if outcome.error is None]
+
+    @property
+    def jobs_per_hour(self) -> float:
+        """Finished jobs per hour of wall time."""
+        return len(self.finished) * 3600 / self.wall_s
+
+
+JobRunner = Callable[[int], Awaitable[int]]
+
+
+async def measure_jobs(
+    endpoint: Endpoint, mode: str, run_job: JobRunner, jobs: int, gate: Budget | None
+) -> JobsRun:
+    """Run `jobs` jobs at once (`run_job(index)` runs one to its report, returns its LLM calls).
+
+    `gate` is the budget the jobs' calls pass, for its peak; None when they bypass it.
+    """
+    await reset_prefix_cache(endpoint)
+
+    async def timed(index: int) -> JobOutcome:
+        started = time.perf_counter()
+        try:
+            calls = await run_job(index)
+        # A failed job is a result of the run (it counts against throughput), not a crash.
+        except Exception as exc:
+            return JobOutcome(time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
+        return JobOutcome(time.perf_counter() - started, calls)
+
+    async with engine_sampled(endpoint.root_url, JOB_SAMPLE_INTERVAL_S) as samples:
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(timed(index) for index in range(jobs)))
+        wall = time.perf_counter() - started
+    running = samples.running or [0]
+    return JobsRun(
+        mode=mode,
+        wall_s=wall,
+        outcomes=tuple(outcomes),
+        engine_running_mean=sum(running) / len(running),
+        engine_running_max=max(running),
+        engine_waiting_max=max(samples.waiting, default=0),
+        preemptions=samples.preemptions,
+        gate_peak_in_flight=gate.snapshot().peak_in_flight if gate else None,
+    )
+
+
+async def reset_prefix_cache(endpoint: Endpoint) -> None:
+    """Empty the engine's prefix cache (needs VLLM_SERVER_DEV_MODE=1 in the engine's env)."""
+    async with httpx.AsyncClient(trust_env=False) as client:
+        response = await client.post(endpoint.root_url + "/reset_prefix_cache")
+        response.raise_for_status()
+
+
+@contextmanager
+def corpus_dir(hotpotqa: Path) -> Iterator[Path]:
+    """A temporary data dir whose local corpus holds the HotpotQA file's paragraphs."""
+    with tempfile.TemporaryDirectory(prefix="fawn-bench-") as folder:
+        build_corpus(hotpotqa, Path(folder))
+        yield Path(folder)
+
+
+def job_llm_settings() -> LLMSettings:
+    """The production LLM settings, with a per-call timeout long enough for a queued call."""
+    return LLMSettings(timeout_s=JOB_CALL_TIMEOUT_S)
+
+
+def production_gate(endpoint: Endpoint) -> Budget:
+    """The production gate for this engine: default budget 8, KV capacity from its /metrics."""
+    return budget_for_engine(
+        endpoint.root_url, job_llm_settings(), metrics=gate_metrics(CollectorRegistry())
+    )
+
+
+def no_gate() -> Budget:
+    """A budget that never holds a call back, so every call goes straight to the engine."""
+    return Budget(NO_GATE_LIMIT, metrics=gate_metrics(CollectorRegistry()))
+
+
+def runtime_for(endpoint: Endpoint, budget: Budget, data_dir: Path) -> Runtime:
+    """The research runtime as the app builds it, on `budget`."""
+    return connect_runtime(endpoint, job_llm_settings(), budget, data_dir=data_dir)
+
+
+async def pin_plan(_plan: Plan) -> PlanReview:
+    """Plan review that replaces whatever the planner wrote with part c's three steps."""
+    return PlanReview(action="edit", steps=list(PINNED_STEPS))
+
+
+def pinned_job(question: str, runtime: Runtime, parallel: bool) -> JobRunner:
+    """A runner of part c's job: `question` with the plan pinned, its steps (not) in parallel."""
+    options = JOB_OPTIONS.model_copy(update={"parallel_steps": parallel})
+
+    async def run_job(_index: int) -> int:
+        result = await run_research(question, options, runtime, review_plan=pin_plan)
+        return result.llm_calls
+
+    return run_job
+
+
+async def part_c(endpoint: Endpoint, hotpotqa: Path, repeats: int) -> list[JobsRun]:
+    """One pinned 3-step job, parallel and sequential, alternating which goes first.
+
+    One unmeasured run first, so the engine's one-off costs (such as compiling each JSON
+    schema's grammar) fall on no measured run.
+    """
+    question = load_questions(hotpotqa)[PINNED_QUESTION].question
+    budget = production_gate(endpoint)
+    runs: list[JobsRun] = []
+    with corpus_dir(hotpotqa) as data_dir:
+        runtime = runtime_for(endpoint, budget, data_dir)
+        await pinned_job(question, runtime, True)(0)
+        for repeat in range(repeats):
+            for parallel in (True, False) if repeat % 2 == 0 else (False, True):
+                mode = "parallel steps" if parallel else "sequential steps"
+                run_job = pinned_job(question, runtime, parallel)
+                runs.append(await measure_jobs(endpoint, mode, run_job, 1, budget))
+                print(f"  c: {mode}, run {repeat + 1}: {runs[-1].wall_s:.1f} s", flush=True)
+    return runs
+
+
+async def part_d(endpoint: Endpoint, hotpotqa: Path, jobs: int, ungated: bool) -> list[JobsRun]:
+    """`jobs` different questions at once, auto-accepted: through one gate, then with none.
+
+    One unmeasured job first (the next question of the file), as in part c.
+    """
+    questions = [q.question for q in load_questions(hotpotqa, jobs + 1)]
+    warm_up, questions = questions[-1], questions[:-1]
+    options = JOB_OPTIONS.model_copy(update={"auto_accept_plan": True})
+    modes = [("through the gate (budget 8)", production_gate(endpoint), True)]
+    if ungated:
+        modes.append(("straight to the engine (no gate)", no_gate(), False))
+    runs: list[JobsRun] = []
+    with corpus_dir(hotpotqa) as data_dir:
+        await run_research(
+            warm_up, options, runtime_for(endpoint, production_gate(endpoint), data_dir)
+        )
+        for mode, budget, gated in modes:
+            runtime = runtime_for(endpoint, budget, data_dir)
+
+            async def run_job(index: int, runtime: Runtime = runtime) -> int:
+                return (await run_research(questions[index], options, runtime)).llm_calls
+
+            runs.append(
+                await measure_jobs(
+                    endpoint, mode, run_job, len(questions), budget if gated else None
+                )
+            )
+            print(f"  d: {mode}: {runs[-1].wall_s:.1f} s", flush=True)
+    return runs
+
+
+def table_c(runs: Sequence[JobsRun]) -> str:
+    """Part c as Markdown: per mode the median of its runs, then the sequential/parallel ratio."""
+    lines = [
+        "c. One research job, plan pinned to 3 independent research steps",
+        "",
+        "| Mode | Runs | Wall p50 (s) | Wall, each run (s) | LLM calls (p50) | "
+        "Engine slots in use (mean) | (max) | Failed |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    medians: dict[str, float] = {}
+    for mode in ("parallel steps", "sequential steps"):
+        mine = [run for run in runs if run.mode == mode]
+        walls = [run.wall_s for run in mine]
+        calls = [o.llm_calls for run in mine for o in run.finished]
+        medians[mode] = statistics.median(walls)
+        lines.append(
+            f"| {mode} | {len(mine)} | {medians[mode]:.1f} | "
+            f"{', '.join(f'{w:.0f}' for w in walls)} | "
+            f"{statistics.median(calls) if calls else 0:g} | "
+            f"{statistics.mean(r.engine_running_mean for r in mine):.1f} | "
+            f"{max(r.engine_running_max for r in mine)} | "
+            f"{sum(len(r.outcomes) - len(r.finished) for r in mine)} |"
+        )
+    ratio = medians["sequential steps"] / medians["parallel steps"]
+    lines += ["", f"Ratio sequential/parallel (median wall): {ratio:.2f}x."]
+    return "\n".join(lines + _errors(runs))
+
+
+def table_d(runs: Sequence[JobsRun]) -> str:
+    """Part d as Markdown."""
+    jobs = len(runs[0].outcomes) if runs else 0
+    lines = [
+        f"d. {jobs} research jobs at once (different questions, plans auto-accepted)",
+        "",
+        "| Mode | Finished | Wall (s) | Jobs/hour | Job wall p50 (s) | p95 (s) | LLM calls | "
+        "Engine running (mean) | (max) | Engine waiting (max) | Preemptions | Gate peak |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in runs:
+        walls = [o.wall_s for o in run.outcomes]
+        peak = "-" if run.gate_peak_in_flight is None else str(run.gate_peak_in_flight)
+        lines.append(
+            f"| {run.mode} | {len(run.finished)}/{len(run.outcomes)} | {run.wall_s:.0f} | "
+            f"{run.jobs_per_hour:.1f} | {percentile(walls, 50):.0f} | "
+            f"{percentile(walls, 95):.0f} | {sum(o.llm_calls for o in run.outcomes)} | "
+            f"{run.engine_running_mean:.1f} | {run.engine_running_max} | "
+            f"{run.engine_waiting_max} | {run.preemptions} | {peak} |"
+        )
+    return "\n".join(lines + _errors(runs))
+
+
+def _errors(runs: Sequence[JobsRun]) -> list[str]:
+    errors = [f"- {run.mode}: {o.error}" for run in runs for o in run.outcomes if o.error]
+    return ["", "Failed jobs:", *errors] if errors else []
