@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import Field
 
 from agents.podcast import EspeakVoice, SpeechBackendName, TtsSettings
 from agents.podcast.settings import DEFAULT_ESPEAK_VOICES
-from app.api import podcast
 from app.api.app import create_app
 from app.jobs.models import JobOptions, JobStatus
 from app.jobs.store import JobStore
@@ -43,24 +41,15 @@ SECONDS_PER_WORD = (0.2, 1.5)
 CLEAR_AFTER_S = 20.0
 
 
-class PodcastAppSettings(Settings):
-    """The app settings with the podcast's (a no-op once Settings nests TtsSettings as `tts`)."""
-
-    tts: TtsSettings = Field(default_factory=TtsSettings)
-
-
 def podcast_app(engine: Endpoint, data_dir: Path, tts: TtsSettings | None = None) -> FastAPI:
-    """The API on `engine`, with the podcast routes (added here until create_app registers them)."""
-    settings = PodcastAppSettings(
+    """The API on `engine`, its pressure clearing `CLEAR_AFTER_S` after readings fall."""
+    settings = Settings(
         data_dir=data_dir,
         llm=LLMSettings(base_url=engine.base_url),
         pressure=PressureSettings(clear_after_s=CLEAR_AFTER_S),
         tts=tts or TtsSettings(),
     )
-    app = create_app(settings)
-    if not any(getattr(r, "path", "") == "/api/research/{job_id}/podcast" for r in app.routes):
-        app.include_router(podcast.router)
-    return app
+    return create_app(settings)
 
 
 def finished_job(client: TestClient, report: str = REPORT) -> str:
