@@ -25,7 +25,7 @@ from agents.podcast import (
     make_podcast,
 )
 from agents.runtime import Runtime
-from app.jobs.models import Job, JobOptions, JobStatus
+from app.jobs.models import Job, JobStatus
 from app.jobs.store import JobStore
 from serving.budget import Budget
 from serving.errors import FawnError
@@ -106,7 +106,8 @@ def podcast_pending(store: JobStore, job: Job) -> bool:
     """
     if job.status is not JobStatus.DONE or not job.report:
         return False
-    if not JobOptions.model_validate(job.options).podcast:
+    # Only this option is read: a job stored under older options must not stop a restart.
+    if job.options.get("podcast") is not True:
         return False
     last = last_podcast_event(store, job.id)
     return last is None or last.stage not in _ENDED
