@@ -1,10 +1,11 @@
 """The Markdown report, assembled deterministically around the model's answer.
 
 Layout: `# question`, `## Answer` (the model's focused answer, first sentence answers the
-question), `## Key points` (the first finding of each step), `## Analysis` (every step's notes,
-code, output and figures as data: URIs), `## Notes` (what went differently, if anything) and
-`## Sources`, written from the registry. Step notes cite local numbers; they are mapped to
-registry ids here, and everything except code and the Sources section passes the citation check.
+question), `## Key points` (the evidence the answer was read from, then the first finding of
+each step), `## Analysis` (every step's notes, code, output and figures as data: URIs),
+`## Notes` (what went differently, if anything) and `## Sources`, written from the registry.
+Step notes cite local numbers; they are mapped to registry ids here, and everything except code
+and the Sources section passes the citation check.
 """
 
 from __future__ import annotations
@@ -74,10 +75,11 @@ def assemble_report(
     results: Sequence[StepResult],
     registry: Sequence[Source],
     notices: Sequence[str] = (),
+    evidence: Sequence[str] = (),
 ) -> str:
     """The whole report; every citation in it resolves to a registered source."""
     sections = [f"# {question.strip()}", f"## Answer\n\n{answer.strip() or NO_ANSWER}"]
-    points = key_points(results, registry)
+    points = list(dict.fromkeys([*evidence, *key_points(results, registry)]))
     if points:
         sections.append("## Key points\n\n" + "\n".join(f"- {point}" for point in points))
     if results:

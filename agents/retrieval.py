@@ -1,15 +1,21 @@
-"""Searching for a step: queries built from the question, and a multi-hop follow-up.
+"""Searching for a step, and ordering what was found for reading.
 
 A small model copies example queries and drifts off topic, so the first query is built here from
 the question (and the step's own terms); the follow-up adds what the first results revealed,
 the names in their passages, so a bridge entity ("the woman who played X" -> her name) is searched
 for directly. The model may only add terms to the follow-up.
+
+A small model answers best from two passages that answer together, so `rank_for_answer` puts the
+best pair first: the pair covering most of the question, its page names above all, where the
+first passage names the second's page (the bridge of a two-hop question).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import permutations
 
 from agents.config import SearchProviderName
 from agents.errors import SearchError
@@ -21,6 +27,12 @@ from agents.text import content_words, entities, unique
 MAX_STEP_TERMS = 4
 MAX_BRIDGE_ENTITIES = 4
 MAX_MODEL_TERMS = 6
+# Ranking weights: a question word in a page name counts this much more than one in its text;
+# a passage naming the other's page (a bridge), and a page the question names, add these.
+NAME_WEIGHT = 2.0
+BRIDGE_BONUS = 1.0
+NAMED_BONUS = 0.25
+_DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
 
 
 def first_query(question: str, step: Step | None = None) -> str:
@@ -81,3 +93,44 @@ async def search_into(
         fresh.append(new_source(url, hit.title, hit.passage, hit.provider))
     gathered.sources.extend(fresh)
     return fresh
+
+
+def page_name(title: str) -> str:
+    """A page title without its trailing disambiguation ("Ed Wood (film)" -> "Ed Wood")."""
+    return _DISAMBIGUATION.sub("", title).strip() or title
+
+
+@dataclass(frozen=True)
+class _Features:
+    words: frozenset[str]
+    name_words: frozenset[str]
+    named: bool
+
+
+def rank_for_answer(question: str, sources: Sequence[Source]) -> list[Source]:
+    """`sources` ordered for answering `question`: the best pair first, then by relevance."""
+    asked = frozenset(content_words(question))
+    if not asked or len(sources) < 2:
+        return list(sources)
+    features = {}
+    for source in sources:
+        name_words = frozenset(content_words(page_name(source.title)))
+        features[source.url] = _Features(
+            words=frozenset(content_words(f"{source.title} {source.passage}")),
+            name_words=name_words,
+            named=bool(name_words) and name_words <= asked,
+        )
+
+    def covered(*group: Source) -> float:
+        text = frozenset().union(*(features[s.url].words for s in group)) & asked
+        names = frozenset().union(*(features[s.url].name_words for s in group)) & asked
+        named = sum(features[s.url].named for s in group)
+        return (len(text) + NAME_WEIGHT * len(names)) / len(asked) + NAMED_BONUS * named
+
+    def bridge(first: Source, second: Source) -> float:
+        new_page = not features[second.url].named
+        return BRIDGE_BONUS if new_page and page_name(second.title) in first.passage else 0.0
+
+    pair = max(permutations(sources, 2), key=lambda p: covered(*p) + bridge(*p))
+    rest = sorted((s for s in sources if s not in pair), key=lambda s: -covered(s))
+    return [*pair, *rest]

@@ -17,6 +17,10 @@ explain describe list name many much
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+_YES_NO_OPENING = re.compile(
+    r"^\W*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may)\b",
+    re.IGNORECASE,
+)
 _ENTITY = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|de|van|von|and|&)?\s*[A-Z][\w'’.-]*)*")
 
 
@@ -38,6 +42,11 @@ def content_words(text: str) -> list[str]:
 def sentences(text: str) -> list[str]:
     """`text` split into sentences (a simple splitter: ends at . ! ? and their CJK forms)."""
     return [part.strip() for part in _SENTENCE_END.split(text.strip()) if part.strip()]
+
+
+def is_yes_no_question(question: str) -> bool:
+    """Whether `question` opens like a yes/no question ("Are ...", "Did ...")."""
+    return bool(_YES_NO_OPENING.match(question))
 
 
 def entities(text: str) -> list[str]:

@@ -1,8 +1,12 @@
-"""Reporter: one focused model call writes the Answer; the rest of the report is assembled.
+"""Reporter: one short, focused call answers the question; the report is assembled around it.
 
-The model sees the question, the step notes and the registry's passages under their registry
-ids. Its answer is cleaned (no reasoning, no loop, no headings), checked (unknown ids and
-invented URLs removed) and attributed (uncited sentences that restate a passage get its id).
+A small model answers best from few passages, read whole, so the registry is ranked for answering
+(`rank_for_answer`: the pair of passages that answer together comes first) and the model reads
+the top ANSWER_PASSAGES with the question, and answers in a few words (a yes/no question is asked
+for yes or no). Its answer is cleaned (no reasoning, no loop, no headings, no cut-off tail),
+checked (unknown ids and invented URLs removed) and attributed to the passage that supports it.
+The Key points open with the sentence of each passage read that bears most on the question and
+the answer, so the report shows the evidence next to the answer.
 """
 
 from __future__ import annotations
@@ -11,79 +15,87 @@ from collections.abc import Sequence
 
 from langgraph.runtime import Runtime as GraphRuntime
 
-from agents.citations import check_citations, cited_ids, ground
+from agents.citations import check_citations, cited_ids, ground, remap_citations
 from agents.events import Phase, ReportChunk, Status
 from agents.llm import ModelCalls
 from agents.nodes import emit
 from agents.prompts import render_messages
-from agents.report import NO_ANSWER, STYLE_GUIDES, assemble_report, global_notes, key_points
+from agents.report import NO_ANSWER, STYLE_GUIDES, assemble_report
+from agents.retrieval import rank_for_answer
 from agents.runtime import Runtime
 from agents.sources import Source
-from agents.state import ResearchState, StepResult
+from agents.state import ResearchState
 from agents.structured import generate_text
-from agents.text import overlap, sentences, truncate
+from agents.text import is_yes_no_question, overlap, sentences, truncate
 from serving.budget import CallClass
 
-ANSWER_MAX_TOKENS = 160
-ANSWER_SENTENCES = 3
-PASSAGE_CHARS = 700
-REPORT_PASSAGES = 4
+ANSWER_MAX_TOKENS = 48
+ANSWER_SENTENCES = 2
+# Two passages: a two-hop answer needs both, and every extra passage costs a small model accuracy.
+ANSWER_PASSAGES = 2
+PASSAGE_CHARS = 1500
+_SENTENCE_ENDS = (".", "!", "?", "。", "！", "？", '"', "”", ")")
 
 
-def best_sources(
-    question: str, results: Sequence[StepResult], registry: Sequence[Source]
-) -> list[Source]:
-    """The REPORT_PASSAGES sources the answer should read: those the notes cite, then those
-    sharing most words with the question. A small model answers worse with more passages."""
-    cited = {n for r in results for n in cited_ids(global_notes(r, registry))}
-    ranked = sorted(
-        registry, key=lambda s: (s.id not in cited, -overlap(question, f"{s.title} {s.passage}"))
-    )
-    return sorted(ranked[:REPORT_PASSAGES], key=lambda s: s.id)
+def finish_answer(
+    text: str, read: Sequence[Source], registry: Sequence[Source], fallback: str
+) -> str:
+    """The model's answer as one checked paragraph of at most ANSWER_SENTENCES whole sentences,
+    cited by the passage read that supports it; `fallback` if it is empty.
 
-
-def finish_answer(text: str, registry: Sequence[Source], fallback: str) -> str:
-    """The model's answer as one checked, grounded paragraph of at most ANSWER_SENTENCES
-    sentences; `fallback` if it is empty.
-
-    Unsupported sentences stay (the direct answer often restates no passage) but uncited.
+    Unsupported sentences stay (a direct answer often restates no passage) but uncited.
     """
     flat = " ".join(line.lstrip("#>*- ").strip() for line in text.splitlines() if line.strip())
-    checked = " ".join(sentences(check_citations(flat, registry))[:ANSWER_SENTENCES])
-    passages = {s.id: s.passage for s in registry}
+    parts = sentences(check_citations(flat, registry))
+    if len(parts) > 1 and not parts[-1].endswith(_SENTENCE_ENDS):
+        parts = parts[:-1]  # cut off at the token cap mid-sentence
+    checked = " ".join(parts[:ANSWER_SENTENCES])
+    passages = {s.id: s.passage for s in read}
     return ground(checked, passages, drop_unsupported=False).strip() or fallback
 
 
+def evidence(question: str, answer: str, read: Sequence[Source]) -> list[str]:
+    """For each passage read, its sentence sharing most words with the question and answer,
+    cited."""
+    wanted = f"{question} {remap_citations(answer, {})}"
+    points = []
+    for source in read:
+        candidates = sentences(source.passage) or [source.passage]
+        best = max(candidates, key=lambda sentence: overlap(wanted, sentence))
+        points.append(f"{best.rstrip('.').strip()} [{source.id}].")
+    return points
+
+
 async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> ResearchState:
-    """Write the answer and assemble the cited Markdown report."""
+    """Answer from the best passages and assemble the cited Markdown report."""
     emit(runtime, Status(message="Writing the report.", phase=Phase.REPORTING))
     question, options = state["question"], state["options"]
     registry = state.get("sources", [])
     results = state.get("step_results", [])
-    notes = [global_notes(r, registry) for r in results]
-    passages = [
-        f"[{s.id}] {s.title}: {truncate(s.passage, PASSAGE_CHARS)}"
-        for s in best_sources(question, results, registry)
-    ]
+    ranked = rank_for_answer(question, registry)[:ANSWER_PASSAGES]
     fitted = await runtime.context.context_budget.fit(
         lambda kept: render_messages(
-            "reporter",
+            "answer",
             question=question,
-            notes=kept[: len(notes)],
-            passages=kept[len(notes) :],
+            passages=kept,
+            yes_no=is_yes_no_question(question),
             style=STYLE_GUIDES[options.report_style],
             locale=options.locale,
         ),
-        [*notes, *passages],
+        [f"{s.title}: {truncate(s.passage, PASSAGE_CHARS)}" for s in ranked],
         ANSWER_MAX_TOKENS,
     )
+    read = ranked[: len(fitted.pieces)]
     calls = ModelCalls(runtime.context)
     text = await generate_text(
         calls, CallClass.REPORT, fitted.messages, max_tokens=ANSWER_MAX_TOKENS, temperature=0.0
     )
-    points = key_points(results, registry)
-    answer = finish_answer(text, registry, points[0] if points else NO_ANSWER)
-    report = assemble_report(question, answer, results, registry, state.get("notices", []))
+    draft = finish_answer(text, read, registry, "")
+    points = evidence(question, draft, read)
+    answer = draft or (points[0] if points else NO_ANSWER)
+    report = assemble_report(
+        question, answer, results, registry, state.get("notices", []), evidence=points
+    )
     for chunk in report.split("\n## "):
         emit(runtime, ReportChunk(text=chunk if chunk.startswith("# ") else "## " + chunk))
     cited = set(cited_ids(report.split("\n## Sources")[0]))
