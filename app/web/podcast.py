@@ -14,8 +14,9 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from agents.podcast import AudioFormat, PodcastStage
-from app.api import podcast
+from app.api.podcast import podcast_tasks, start_podcast
 from app.jobs.models import Job, JobStatus
+from app.jobs.podcast import EVENT_TYPE, audio_artifact
 from app.jobs.store import JobStore
 from app.web.html import HtmlRoute, error_page
 from serving.errors import FawnError
@@ -53,13 +54,13 @@ def podcast_view(request: Request, job: Job) -> PodcastView:
         return PodcastView(ready=False, running=False, error=None, since=0, **urls)
     store: JobStore = request.app.state.store
     names = {a.name for a in store.artifacts(job.id)}
-    events = [e for e in store.events(job.id) if e.type == podcast.EVENT_TYPE]
+    events = [e for e in store.events(job.id) if e.type == EVENT_TYPE]
     finished = [e for e in events if e.data.get("stage") in FINISHED_STAGES]
-    running = podcast.podcast_tasks(request).running(job.id)
+    running = podcast_tasks(request).running(job.id)
     last = events[-1].data if events else {}
     failed = not running and last.get("stage") == PodcastStage.ERROR
     return PodcastView(
-        ready=podcast.audio_artifact(AudioFormat.WAV) in names,
+        ready=audio_artifact(AudioFormat.WAV) in names,
         running=running,
         error=str(last.get("message") or "unknown error") if failed else None,
         since=finished[-1].seq if finished else 0,
@@ -72,7 +73,7 @@ async def make_podcast(job_id: str, request: Request) -> Response:
     """Form post: start the podcast through the REST API's route, then follow it on the job
     page; a refusal (no report, a bad speech setup) is a page saying why."""
     try:
-        await podcast.start_podcast(job_id, request, Response())
+        await start_podcast(job_id, request, Response())
     except HTTPException as exc:
         return error_page(request, exc.status_code, f"No podcast: {exc.detail}")
     except FawnError as exc:  # the speech backend is not usable
