@@ -28,10 +28,12 @@ MAX_STEP_TERMS = 4
 MAX_BRIDGE_ENTITIES = 4
 MAX_MODEL_TERMS = 6
 # Ranking weights: a question word in a page name counts this much more than one in its text;
-# a passage naming the other's page (a bridge), and a page the question names, add these.
+# a passage naming the other's page (a bridge), and a page the question names, add these; among
+# pages of one name, the one without a disambiguation is the name's main topic.
 NAME_WEIGHT = 2.0
 BRIDGE_BONUS = 1.0
 NAMED_BONUS = 0.25
+MAIN_TOPIC_BONUS = 0.1
 _DISAMBIGUATION = re.compile(r"\s*\([^)]*\)\s*$")
 
 
@@ -105,6 +107,7 @@ class _Features:
     words: frozenset[str]
     name_words: frozenset[str]
     named: bool
+    main_topic: bool
 
 
 def rank_for_answer(question: str, sources: Sequence[Source]) -> list[Source]:
@@ -115,17 +118,24 @@ def rank_for_answer(question: str, sources: Sequence[Source]) -> list[Source]:
     features = {}
     for source in sources:
         name_words = frozenset(content_words(page_name(source.title)))
+        named = bool(name_words) and name_words <= asked
         features[source.url] = _Features(
             words=frozenset(content_words(f"{source.title} {source.passage}")),
             name_words=name_words,
-            named=bool(name_words) and name_words <= asked,
+            named=named,
+            main_topic=named and page_name(source.title) == source.title,
         )
 
     def covered(*group: Source) -> float:
         text = frozenset().union(*(features[s.url].words for s in group)) & asked
         names = frozenset().union(*(features[s.url].name_words for s in group)) & asked
         named = sum(features[s.url].named for s in group)
-        return (len(text) + NAME_WEIGHT * len(names)) / len(asked) + NAMED_BONUS * named
+        main = sum(features[s.url].main_topic for s in group)
+        return (
+            (len(text) + NAME_WEIGHT * len(names)) / len(asked)
+            + NAMED_BONUS * named
+            + MAIN_TOPIC_BONUS * main
+        )
 
     def bridge(first: Source, second: Source) -> float:
         new_page = not features[second.url].named
