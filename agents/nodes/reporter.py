@@ -11,6 +11,7 @@ the answer, so the report shows the evidence next to the answer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from langgraph.runtime import Runtime as GraphRuntime
@@ -26,7 +27,7 @@ from agents.runtime import Runtime
 from agents.sources import Source
 from agents.state import ResearchState
 from agents.structured import generate_text
-from agents.text import is_yes_no_question, overlap, sentences, truncate
+from agents.text import STOPWORDS, content_words, is_yes_no_question, overlap, sentences, truncate
 from serving.budget import CallClass
 
 ANSWER_MAX_TOKENS = 48
@@ -35,13 +36,54 @@ ANSWER_SENTENCES = 2
 ANSWER_PASSAGES = 2
 PASSAGE_CHARS = 1500
 _SENTENCE_ENDS = (".", "!", "?", "。", "！", "？", '"', "”", ")")
+_TOKEN = re.compile(r"\S+")
+_ANSWER_LABEL = re.compile(
+    r"^(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*:\s*|^the answer is\s+", re.I
+)
+_OPTIONS = re.compile(r"\bor\b", re.IGNORECASE)
+# An opening restates the question when it holds this many of the question's content words.
+RESTATED_WORDS = 2
+
+
+def direct_answer(sentence: str, question: str) -> str:
+    """`sentence` without an opening that restates the question: "The band X was formed by Y."
+    answers "Who formed the band X?" as "Y."
+
+    The opening is the longest run of the question's own words that ends on a function word
+    ("by", "in", "was"); it goes only when what is left says something the question does not.
+    A question offering options ("X or Y?") keeps the opening: there it names the choice.
+    """
+    sentence = _ANSWER_LABEL.sub("", sentence.strip()).strip()
+    if _OPTIONS.search(question):
+        return sentence
+    asked = {_bare(token) for token in _TOKEN.findall(question)}
+    cut = 0
+    for match in _TOKEN.finditer(sentence):
+        word = _bare(match.group(0))
+        if word not in asked:
+            break
+        if word in STOPWORDS:
+            cut = match.end()
+    rest = sentence[cut:].strip()
+    restated = len(content_words(sentence[:cut])) >= RESTATED_WORDS
+    if not restated or not set(content_words(rest)) - asked:
+        return sentence
+    return rest[0].upper() + rest[1:]
+
+
+def _bare(token: str) -> str:
+    return token.strip(".,;:!?\"'“”()").lower()
 
 
 def finish_answer(
-    text: str, read: Sequence[Source], registry: Sequence[Source], fallback: str
+    text: str,
+    read: Sequence[Source],
+    registry: Sequence[Source],
+    fallback: str,
+    question: str = "",
 ) -> str:
     """The model's answer as one checked paragraph of at most ANSWER_SENTENCES whole sentences,
-    cited by the passage read that supports it; `fallback` if it is empty.
+    the first one direct, cited by the passage read that supports it; `fallback` if it is empty.
 
     Unsupported sentences stay (a direct answer often restates no passage) but uncited.
     """
@@ -49,6 +91,8 @@ def finish_answer(
     parts = sentences(check_citations(flat, registry))
     if len(parts) > 1 and not parts[-1].endswith(_SENTENCE_ENDS):
         parts = parts[:-1]  # cut off at the token cap mid-sentence
+    if parts:
+        parts[0] = direct_answer(parts[0], question)
     checked = " ".join(parts[:ANSWER_SENTENCES])
     passages = {s.id: s.passage for s in read}
     return ground(checked, passages, drop_unsupported=False).strip() or fallback
@@ -90,7 +134,7 @@ async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> Rese
     text = await generate_text(
         calls, CallClass.REPORT, fitted.messages, max_tokens=ANSWER_MAX_TOKENS, temperature=0.0
     )
-    draft = finish_answer(text, read, registry, "")
+    draft = finish_answer(text, read, registry, "", question)
     points = evidence(question, draft, read)
     answer = draft or (points[0] if points else NO_ANSWER)
     report = assemble_report(

@@ -1,4 +1,8 @@
-"""Researcher: searches for a step (two hops), reads the passages, writes notes citing them.
+"""Researcher: searches for a step (two hops), reads the best passages, writes notes citing them.
+
+The model reads at most NOTES_PASSAGES passages, ranked for the question (`rank_for_answer`), so
+the two that answer together come first and a small model is not swamped; every passage found is
+still registered.
 
 Notes cite passages by the local numbers the prompt showed; the step result keeps the URLs behind
 those numbers, so the reporter maps them to registry ids. Notes that cite nothing the sources
@@ -19,7 +23,7 @@ from agents.events import ErrorEvent, StepDone, StepStarted, ToolResult
 from agents.llm import ModelCalls
 from agents.nodes import emit
 from agents.prompts import render_messages
-from agents.retrieval import Gathered, first_query, follow_up_query, search_into
+from agents.retrieval import Gathered, first_query, follow_up_query, rank_for_answer, search_into
 from agents.runtime import Runtime
 from agents.sources import LocalRefs, Source
 from agents.state import ResearchState, StepResult, StepTask
@@ -30,6 +34,7 @@ from serving.budget import CallClass
 NOTES_MAX_TOKENS = 256
 QUERY_MAX_TOKENS = 48
 PASSAGE_CHARS = 1200
+NOTES_PASSAGES = 4
 EXTRACT_SENTENCES = 2
 
 
@@ -136,9 +141,8 @@ async def researcher(task: StepTask, runtime: GraphRuntime[Runtime]) -> Research
     emit(runtime, StepStarted(**step_fields(task), step_type=task.step.step_type))
     calls = ModelCalls(runtime.context)
     gathered = await gather(calls, runtime, task)
-    notes, shown, reason = await write_notes(
-        calls, runtime.context, "researcher", task, gathered.sources
-    )
+    read = rank_for_answer(task.question, gathered.sources)[:NOTES_PASSAGES]
+    notes, shown, reason = await write_notes(calls, runtime.context, "researcher", task, read)
     result = step_result(task, notes, shown, [*gathered.errors, *([reason] if reason else [])])
     for error in gathered.errors:
         emit(runtime, ErrorEvent(message=error))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agents.config import ResearchOptions
-from agents.nodes.reporter import evidence, finish_answer
+from agents.nodes.reporter import direct_answer, evidence, finish_answer
 from agents.research import run_research
 from agents.sources import Source, new_source
 from tests.agents.conftest import DOCS, Script, scripted_runtime
@@ -56,6 +58,47 @@ def script(answer: str) -> Script:
 def test_finish_answer_cites_the_passage_read_that_holds_the_answer() -> None:
     read = [REGISTRY[2], REGISTRY[1]]
     assert finish_answer("1999.", read, REGISTRY, "") == "1999 [3]."
+
+
+@pytest.mark.parametrize(
+    ("sentence", "question", "direct"),
+    [
+        (
+            "2014 S/S is the debut album of a boy group that was formed by YG Entertainment.",
+            "2014 S/S is the debut album of a boy group that was formed by who?",
+            "YG Entertainment.",
+        ),
+        (
+            "The woman who portrayed Corliss Archer in Kiss and Tell was the Chief of Protocol.",
+            "What position was held by the woman who portrayed Corliss Archer in Kiss and Tell?",
+            "Chief of Protocol.",
+        ),
+        ("The answer is: 9,984.", "What is the population?", "9,984."),
+        # Nothing new after the opening, an opening that names a choice, or no opening: kept.
+        (
+            "Terry Richardson is older than Annie Morton.",
+            "Who is older, Annie Morton or Terry Richardson?",
+            "Terry Richardson is older than Annie Morton.",
+        ),
+        (
+            "The band was formed in Chicago.",
+            "Was the band formed in Chicago or in Boston?",
+            "The band was formed in Chicago.",
+        ),
+        ("The year was 1999.", "What year did the band play?", "The year was 1999."),
+    ],
+)
+def test_direct_answer_drops_an_opening_that_restates_the_question(
+    sentence: str, question: str, direct: str
+) -> None:
+    assert direct_answer(sentence, question) == direct
+
+
+def test_finish_answer_starts_with_the_direct_answer_and_keeps_its_citation() -> None:
+    text = "The promo was released in 1999. It was for a film."
+    question = "In what year was the promo released?"
+    answer = finish_answer(text, [REGISTRY[2]], REGISTRY, "", question)
+    assert answer == "1999 [3]. It was for a film [3]."
 
 
 def test_finish_answer_drops_a_sentence_cut_off_at_the_token_cap() -> None:
