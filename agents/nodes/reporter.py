@@ -22,7 +22,7 @@ from agents.llm import ModelCalls
 from agents.nodes import emit
 from agents.prompts import render_messages
 from agents.report import NO_ANSWER, STYLE_GUIDES, assemble_report
-from agents.retrieval import rank_for_answer
+from agents.retrieval import page_name, rank_for_answer
 from agents.runtime import Runtime
 from agents.sources import Source
 from agents.state import ResearchState
@@ -88,7 +88,7 @@ def finish_answer(
     Unsupported sentences stay (a direct answer often restates no passage) but uncited.
     """
     flat = " ".join(line.lstrip("#>*- ").strip() for line in text.splitlines() if line.strip())
-    parts = sentences(check_citations(flat, registry))
+    parts = sentences(check_citations(_without_echoed_title(flat, read), registry))
     if len(parts) > 1 and not parts[-1].endswith(_SENTENCE_ENDS):
         parts = parts[:-1]  # cut off at the token cap mid-sentence
     if parts:
@@ -96,6 +96,15 @@ def finish_answer(
     checked = " ".join(parts[:ANSWER_SENTENCES])
     passages = {s.id: s.passage for s in read}
     return ground(checked, passages, drop_unsupported=False).strip() or fallback
+
+
+def _without_echoed_title(text: str, read: Sequence[Source]) -> str:
+    """`text` without a leading "Title:" copied from the passages' layout."""
+    for source in read:
+        for label in (f"{source.title}:", f"{page_name(source.title)}:"):
+            if text.startswith(label):
+                return text.removeprefix(label).strip()
+    return text
 
 
 def evidence(question: str, answer: str, read: Sequence[Source]) -> list[str]:

@@ -101,6 +101,11 @@ def test_finish_answer_starts_with_the_direct_answer_and_keeps_its_citation() ->
     assert answer == "1999 [3]. It was for a film [3]."
 
 
+def test_finish_answer_drops_a_passage_title_the_model_copied_as_a_label() -> None:
+    answer = finish_answer("End of Days: End of Days is a 1999 film.", REGISTRY, REGISTRY, "")
+    assert answer == "End of Days is a 1999 film [2]."
+
+
 def test_finish_answer_drops_a_sentence_cut_off_at_the_token_cap() -> None:
     text = "No. Radio City and End of Days are not from the same country, as Radio"
     assert finish_answer(text, REGISTRY[:2], REGISTRY, "") == "No."
