@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, UploadFile, status
 from pydantic import BaseModel
 
+from agents.errors import SearchError
 from agents.tools.corpus import Document, LocalCorpus
 from agents.tools.ingest import load_documents
 from agents.tools.search import corpus_path
@@ -111,7 +112,14 @@ async def upload_document(file: UploadFile, request: Request) -> UploadResult:
     path = request.app.state.settings.data_dir / "uploads" / f"{digest}-{name}"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    docs = await asyncio.to_thread(lambda: list(load_documents(path)))
+    try:
+        docs = await asyncio.to_thread(lambda: list(load_documents(path)))
+    except SearchError as exc:  # the file is damaged: the client's fault, not a 502
+        path.unlink(missing_ok=True)
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail=f"file: {name} cannot be read as a {suffix} file ({exc.__cause__ or exc}).",
+        ) from None
     if not docs:
         path.unlink(missing_ok=True)
         raise HTTPException(

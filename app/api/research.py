@@ -15,6 +15,7 @@ from app.api.schemas import JobList, JobView, PlanReview, Problem, ReportView, R
 from app.jobs.models import Job, JobStatus
 from app.jobs.runner import JobRunner
 from app.jobs.store import JobStore
+from serving.errors import FawnError
 
 router = APIRouter(prefix="/api/research", tags=["research"])
 EVENT_POLL_S = 0.25
@@ -156,7 +157,10 @@ async def review_plan(job_id: str, body: PlanReview, request: Request) -> JobVie
             status.HTTP_422_UNPROCESSABLE_ENTITY, detail="steps: required when action is 'edit'."
         )
     steps = [s.model_dump() for s in body.steps] if body.action == "edit" and body.steps else None
-    await _runner(request).review_plan(job_id, steps)
+    try:
+        await _runner(request).review_plan(job_id, steps)
+    except FawnError as exc:  # e.g. the run that asked for the review is in another process
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     return JobView.of(_job(request, job_id))
 
 

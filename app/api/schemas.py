@@ -15,7 +15,12 @@ class ResearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, max_length=4000, description="The research question.")
+    question: str = Field(
+        min_length=1,
+        max_length=4000,
+        pattern=r"\S",
+        description="The research question (not only whitespace).",
+    )
     options: JobOptions = Field(default_factory=JobOptions)
 
 

@@ -1,4 +1,5 @@
-"""`fawn research` from a terminal: progress on stderr, the report on stdout or in a file."""
+"""`fawn research` from a terminal: a stored job, progress on stderr, the report on stdout or
+in a file."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import os
 import re
 import subprocess
 import sys
+import wave
 from pathlib import Path
 
 import pytest
 
+from app.jobs.models import Job, JobStatus
+from app.jobs.store import SqliteJobStore
 from serving.endpoint import Endpoint
 
 FAWN = Path(sys.executable).with_name("fawn")
@@ -27,28 +31,73 @@ def _fawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
-def test_an_empty_question_is_a_clean_error() -> None:
+def _jobs(data_dir: Path) -> list[Job]:
+    """Every job in the data dir's job store (the one `fawn api` and `fawn jobs` read)."""
+    store = SqliteJobStore(data_dir / "jobs.sqlite3")
+    try:
+        return store.list(limit=100).jobs
+    finally:
+        store.close()
+
+
+def test_an_empty_question_is_a_clean_error_and_no_job(isolated_env: Path) -> None:
     result = _fawn("  ")
     assert result.returncode == 2
     assert "Error: The question is empty" in result.stderr
     assert "Traceback" not in result.stderr
+    assert _jobs(isolated_env) == []
 
 
-def test_an_invalid_locale_is_a_clean_error() -> None:
+def test_an_invalid_locale_is_a_clean_error_and_no_job(isolated_env: Path) -> None:
     result = _fawn("--locale", "not a locale!", QUESTION)
     assert result.returncode == 2
     assert "Error: Invalid option" in result.stderr
+    assert _jobs(isolated_env) == []
 
 
-def test_an_unreachable_engine_is_a_clean_error() -> None:
+def test_an_out_of_range_option_is_a_usage_error_and_no_job(isolated_env: Path) -> None:
+    result = _fawn("--max-steps", "0", QUESTION)
+    assert result.returncode == 2
+    assert "Invalid value for '--max-steps'" in result.stderr
+    assert _jobs(isolated_env) == []
+
+
+def test_a_question_too_long_for_the_graph_is_refused_before_any_job(isolated_env: Path) -> None:
+    result = _fawn("why " * 2000)
+    assert result.returncode == 2
+    assert "Error: The question is 7999 characters long" in result.stderr
+    assert _jobs(isolated_env) == []
+
+
+def test_a_podcast_over_the_report_file_is_refused(isolated_env: Path, tmp_path: Path) -> None:
+    result = _fawn("--podcast", "--out", str(tmp_path / "report.wav"), QUESTION)
+    assert result.returncode == 2
+    assert "would be overwritten by the podcast" in result.stderr
+    assert _jobs(isolated_env) == []
+
+
+def test_a_broken_speech_backend_fails_before_the_engine_and_any_job(isolated_env: Path) -> None:
+    result = _fawn(
+        "--podcast", QUESTION,
+        env={"FAWN_TTS_ESPEAK_BINARY": "/nonexistent/espeak-ng",
+             "FAWN_LLM_BASE_URL": "http://127.0.0.1:9/v1"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Error:" in result.stderr and "espeak" in result.stderr
+    assert "No LLM engine answers" not in result.stderr, "the speech check comes first"
+    assert _jobs(isolated_env) == []
+
+
+def test_an_unreachable_engine_is_a_clean_error_and_no_job(isolated_env: Path) -> None:
     result = _fawn(QUESTION, env={"FAWN_LLM_BASE_URL": "http://127.0.0.1:9/v1"})
     assert result.returncode == 2
     assert "Error: No LLM engine answers at http://127.0.0.1:9/v1" in result.stderr
+    assert _jobs(isolated_env) == []
 
 
 @pytest.mark.engine
-def test_research_adds_the_corpus_and_writes_a_cited_report(
-    engine: Endpoint, hotpotqa_path: Path, tmp_path: Path
+def test_research_runs_as_a_stored_job_and_writes_its_cited_report(
+    engine: Endpoint, hotpotqa_path: Path, tmp_path: Path, isolated_env: Path
 ) -> None:
     out = tmp_path / "report.md"
     result = _fawn(
@@ -67,3 +116,52 @@ def test_research_adds_the_corpus_and_writes_a_cited_report(
     body, sources = report.split("\n## Sources\n")
     assert re.search(r"\[\d+\]", body)
     assert "https://en.wikipedia.org/wiki/Scott_Derrickson" in sources
+    [job] = _jobs(isolated_env)
+    assert f"Job {job.id}: follow with `fawn jobs show {job.id}`" in result.stderr
+    assert job.status is JobStatus.DONE
+    assert job.question == QUESTION
+    assert job.report == report, "the report written is the job's stored report"
+    assert job.options["max_step_num"] == 1 and job.options["enable_coder"] is False
+    assert any(s["url"] == "https://en.wikipedia.org/wiki/Scott_Derrickson" for s in job.sources)
+    logged = _event_types(isolated_env, job.id)
+    for kind in ("plan", "step_started", "source_added", "step_done", "report_chunk", "done"):
+        assert kind in logged, f"no {kind} event in the job's log: {logged}"
+
+
+@pytest.mark.engine
+def test_research_with_podcast_stores_the_audio_and_writes_it_beside_the_report(
+    engine: Endpoint, hotpotqa_path: Path, tmp_path: Path, isolated_env: Path
+) -> None:
+    out = tmp_path / "derrickson.md"
+    result = _fawn(
+        "--corpus", str(hotpotqa_path), "--no-coder", "--max-steps", "1", "--podcast",
+        "--out", str(out), QUESTION,
+        env={"FAWN_LLM_BASE_URL": engine.base_url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    audio = tmp_path / "derrickson.wav"
+    assert f"Podcast written to {audio}" in result.stderr
+    assert "Podcast (done)" in result.stderr, "podcast progress is shown live"
+    with wave.open(str(audio)) as sound:
+        assert sound.getnframes() / sound.getframerate() > 2.0
+    [job] = _jobs(isolated_env)
+    assert job.status is JobStatus.DONE and job.options["podcast"] is True
+    store = SqliteJobStore(isolated_env / "jobs.sqlite3")
+    try:
+        stored = store.get_artifact(job.id, "podcast.wav")
+        transcript = store.get_artifact(job.id, "podcast.txt")
+        stages = [e.data["stage"] for e in store.events(job.id) if e.type == "podcast"]
+    finally:
+        store.close()
+    assert stored is not None and stored[1] == audio.read_bytes()
+    assert transcript is not None and transcript[1].strip()
+    assert stages[-1] == "done" and "speaking" in stages
+    assert out.read_text() == job.report
+
+
+def _event_types(data_dir: Path, job_id: str) -> list[str]:
+    store = SqliteJobStore(data_dir / "jobs.sqlite3")
+    try:
+        return [event.type for event in store.events(job_id)]
+    finally:
+        store.close()
