@@ -117,13 +117,13 @@ async def upload_document(file: UploadFile, request: Request) -> UploadResult:
     except SearchError as exc:  # the file is damaged: the client's fault, not a 502
         path.unlink(missing_ok=True)
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"file: {name} cannot be read as a {suffix} file ({exc.__cause__ or exc}).",
         ) from None
     if not docs:
         path.unlink(missing_ok=True)
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, detail="file: no text could be extracted."
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="file: no text could be extracted."
         )
     result = await asyncio.to_thread(_corpus(request).add, docs)
     return UploadResult(

@@ -1,7 +1,8 @@
 """Errors mapped to HTTP once, here: validation → 422 naming the fields, Fawn errors → 4xx/5xx.
 
 The OpenAPI spec documents what these handlers send: every 422 is a `Problem`, not FastAPI's
-default validation body, and a 405 lists in `Allow` every method the path supports.
+default validation body; a body that cannot be parsed is a 400; and a 405 lists in `Allow` every
+method the path supports.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ _STATUS_BY_ERROR: tuple[tuple[type[FawnError], int], ...] = (
     (EngineError, 503),
     (BudgetTimeout, 503),
 )
+_UNPARSABLE_RESPONSE = {
+    "description": "The body could not be read (not UTF-8, or a broken multipart form).",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
 _VALIDATION_RESPONSE = {
     "description": "Invalid request: `detail` names each wrong field and what is wrong with it.",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -76,7 +81,7 @@ def _allowed_methods(request: Request) -> list[str]:
 
 
 def _document_problems(app: FastAPI) -> None:
-    """Make the spec's 422 answers the `Problem` that `_validation_error` sends."""
+    """Make the spec's 422 answers the `Problem` that `_validation_error` sends; add the 400."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -85,8 +90,11 @@ def _document_problems(app: FastAPI) -> None:
         spec = build()
         for operations in spec.get("paths", {}).values():
             for operation in operations.values():
-                if "422" in operation.get("responses", {}):
-                    operation["responses"]["422"] = _VALIDATION_RESPONSE
+                responses = operation.get("responses", {})
+                if "422" in responses:
+                    responses["422"] = _VALIDATION_RESPONSE
+                if "requestBody" in operation:  # FastAPI answers 400 to a body it cannot parse
+                    responses.setdefault("400", _UNPARSABLE_RESPONSE)
         schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         schemas.setdefault(
             "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")

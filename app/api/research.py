@@ -121,11 +121,13 @@ async def get_report(
 async def stream_job_events(
     job_id: str,
     request: Request,
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+    last_event_id: Annotated[
+        int, Header(alias="Last-Event-ID", ge=0, description="Replay after this event (0: all).")
+    ] = 0,
 ) -> EventSourceResponse:
     """Server-Sent Events of the job, replayed after Last-Event-ID, ending when the job ends."""
     _job(request, job_id)
-    return EventSourceResponse(_follow(request, job_id, last_event_id or 0), ping=15)
+    return EventSourceResponse(_follow(request, job_id, last_event_id), ping=15)
 
 
 async def _follow(request: Request, job_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
@@ -154,7 +156,7 @@ async def review_plan(job_id: str, body: PlanReview, request: Request) -> JobVie
         )
     if body.action == "edit" and not body.steps:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, detail="steps: required when action is 'edit'."
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="steps: required when action is 'edit'."
         )
     steps = [s.model_dump() for s in body.steps] if body.action == "edit" and body.steps else None
     try:
