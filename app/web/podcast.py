@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 from agents.podcast import AudioFormat, PodcastStage
 from app.api.podcast import podcast_tasks, start_podcast
 from app.jobs.models import Job, JobStatus
-from app.jobs.podcast import EVENT_TYPE, audio_artifact
+from app.jobs.podcast import EVENT_TYPE, audio_artifact, podcast_pending
 from app.jobs.store import JobStore
 from app.web.html import HtmlRoute, error_page
 from serving.errors import FawnError
@@ -34,7 +34,7 @@ class PodcastView:
     """
 
     ready: bool
-    running: bool
+    running: bool  # being made, or requested with the job and still to come
     error: str | None
     since: int
     start_url: str
@@ -51,12 +51,14 @@ def podcast_view(request: Request, job: Job) -> PodcastView:
         "transcript_url": f"{base}/podcast/transcript",
     }
     if job.status is not JobStatus.DONE or not job.report:
-        return PodcastView(ready=False, running=False, error=None, since=0, **urls)
+        # A job submitted with the podcast option gets it from the runner once the report is done.
+        awaited = job.options.get("podcast") is True and not job.status.is_final
+        return PodcastView(ready=False, running=awaited, error=None, since=0, **urls)
     store: JobStore = request.app.state.store
     names = {a.name for a in store.artifacts(job.id)}
     events = [e for e in store.events(job.id) if e.type == EVENT_TYPE]
     finished = [e for e in events if e.data.get("stage") in FINISHED_STAGES]
-    running = podcast_tasks(request).running(job.id)
+    running = podcast_tasks(request).running(job.id) or podcast_pending(store, job)
     last = events[-1].data if events else {}
     failed = not running and last.get("stage") == PodcastStage.ERROR
     return PodcastView(

@@ -75,6 +75,7 @@
     document.getElementById("retry-form").classList.toggle(
       "hidden", status !== "failed" && status !== "cancelled");
     document.getElementById("podcast").classList.toggle("hidden", status !== "done");
+    if (FINAL.has(status) && status !== "done") podcast.following = false; // no report, no podcast
     if (status === "awaiting_plan_review") loadPlanReview();
     else if (PAST_REVIEW.has(status)) document.getElementById("plan-review").replaceChildren();
   }

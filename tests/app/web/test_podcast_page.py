@@ -74,10 +74,11 @@ def test_make_a_podcast_then_play_it_and_read_the_transcript(
     assert duration > 1
     tab.screenshot("16-podcast-ready")
 
-    wav = page.request.get(audio.get_attribute("src") or "")
+    wav = page.request.get(keyed_server.url + (audio.get_attribute("src") or ""))
     assert wav.status == 200 and wav.headers["content-type"] == "audio/wav"
     assert wav.body()[:4] == b"RIFF"
-    transcript = page.request.get(page.get_attribute("#podcast-transcript", "href") or "")
+    transcript_path = page.get_attribute("#podcast-transcript", "href") or ""
+    transcript = page.request.get(keyed_server.url + transcript_path)
     assert transcript.status == 200 and "Maya:" in transcript.text()
     assert tab.console_errors == []
 
