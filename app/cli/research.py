@@ -239,10 +239,11 @@ async def _review_in_terminal(runner: LocalJobRunner, job_id: str) -> None:
 def _deliver(store: JobStore, job: Job, out: Path | None) -> None:
     """Write the report (and the podcast audio); a failed job exits 2 with its cause."""
     if job.status is not JobStatus.DONE or job.report is None:
+        cause = escape(job.error or "no report was made")
         raise fail(
-            f"Job {job.id} {job.status.value}: {job.error or 'no report was made'}. Inspect it "
-            f"with `fawn jobs show {job.id}`; a retry (POST /api/research/{job.id}/retry, or "
-            "Retry on its page in `fawn api`) resumes it from its last completed step."
+            f"Job {job.id} {job.status.value}: {cause}. Inspect it with `fawn jobs show {job.id}`; "
+            f"a retry (POST /api/research/{job.id}/retry, or Retry on its page in `fawn api`) "
+            "resumes it from its last completed step."
         )
     if out is None:
         typer.echo(job.report)
@@ -261,7 +262,7 @@ def _deliver_podcast(store: JobStore, job: Job, out: Path | None) -> None:
     if found is None:
         last = last_podcast_event(store, job.id)
         cause = last.message if last is not None else "it was never started"
-        raise fail(f"The report is done, but the podcast failed: {cause}")
+        raise fail(f"The report is done, but the podcast failed: {escape(cause)}")
     if out is None:
         _progress.print(
             f"Podcast stored with job {job.id}: with `fawn api` running, "

@@ -4,6 +4,7 @@ in a file."""
 from __future__ import annotations
 
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -165,3 +166,51 @@ def _event_types(data_dir: Path, job_id: str) -> list[str]:
         return [event.type for event in store.events(job_id)]
     finally:
         store.close()
+
+
+@pytest.mark.engine
+def test_a_failed_job_exits_2_with_its_cause_and_stays_failed_in_the_store(
+    engine: Endpoint, isolated_env: Path
+) -> None:
+    # Every LLM call times out at once: the run fails at its first call, after the job exists.
+    result = _fawn(
+        "--no-coder", "--max-steps", "1", QUESTION,
+        env={"FAWN_LLM_BASE_URL": engine.base_url, "FAWN_LLM_TIMEOUT_S": "0.001",
+             "FAWN_LLM_RETRIES": "0"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    [job] = _jobs(isolated_env)
+    assert job.status is JobStatus.FAILED and job.error
+    assert job.attempts == 1
+    assert f"Error: Job {job.id} failed:" in result.stderr
+    assert f"fawn jobs show {job.id}" in result.stderr
+    assert f"POST /api/research/{job.id}/retry" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.engine
+def test_in_a_terminal_the_plan_is_reviewed_and_the_edited_step_is_researched(
+    engine: Endpoint, hotpotqa_path: Path, tmp_path: Path, isolated_env: Path
+) -> None:
+    out = tmp_path / "report.md"
+    terminal, stdin = pty.openpty()
+    # Typed ahead: the terminal holds the lines until the review prompt reads them.
+    os.write(terminal, b"e\nScott Derrickson: What nationality is Scott Derrickson?\n\n")
+    result = subprocess.run(
+        [str(FAWN), "research", "--corpus", str(hotpotqa_path), "--no-coder",
+         "--max-steps", "1", "--out", str(out), QUESTION],
+        stdin=stdin, capture_output=True, text=True, timeout=540,
+        env={**os.environ, "COLUMNS": "200", "FAWN_LLM_BASE_URL": engine.base_url},
+    )  # fmt: skip
+    os.close(stdin)
+    os.close(terminal)
+    assert result.returncode == 0, result.stderr
+    assert "stdin is not a terminal" not in result.stderr
+    assert "The plan awaits review." in result.stderr
+    assert "Accept this plan?" in result.stdout
+    assert "Step 1: Scott Derrickson" in result.stderr
+    [job] = _jobs(isolated_env)
+    assert job.status is JobStatus.DONE and job.options["auto_accept_plan"] is False
+    assert job.plan is not None
+    assert [step["title"] for step in job.plan["steps"]] == ["Scott Derrickson"]
+    assert out.read_text() == job.report
