@@ -88,6 +88,8 @@ class JobsRun:
     engine_waiting_max: int
     preemptions: int
     gate_peak_in_flight: int | None
+    gate_held: int | None = None
+    gate_wait_s: float | None = None
 
     @property
     def finished(self) -> list[JobOutcome]:
@@ -126,6 +128,7 @@ async def measure_jobs(
         outcomes = await asyncio.gather(*(timed(index) for index in range(jobs)))
         wall = time.perf_counter() - started
     running = samples.running or [0]
+    held, wait_s = gate_waits(gate) if gate else (None, None)
     return JobsRun(
         mode=mode,
         wall_s=wall,
@@ -135,7 +138,23 @@ async def measure_jobs(
         engine_waiting_max=max(samples.waiting, default=0),
         preemptions=samples.preemptions,
         gate_peak_in_flight=gate.snapshot().peak_in_flight if gate else None,
+        gate_held=held,
+        gate_wait_s=wait_s,
     )
+
+
+def gate_waits(gate: Budget) -> tuple[int, float]:
+    """Calls the gate held back (waited over 10 ms for a slot), and their total wait in seconds."""
+    held, total = 0.0, 0.0
+    for family in gate.metrics.queue_wait.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                held += sample.value
+            elif sample.name.endswith("_bucket") and sample.labels["le"] == "0.01":
+                held -= sample.value
+            elif sample.name.endswith("_sum"):
+                total += sample.value
+    return int(held), total
 
 
 async def reset_prefix_cache(endpoint: Endpoint) -> None:
@@ -278,18 +297,22 @@ def table_d(runs: Sequence[JobsRun]) -> str:
         f"d. {jobs} research jobs at once (different questions, plans auto-accepted)",
         "",
         "| Mode | Finished | Wall (s) | Jobs/hour | Job wall p50 (s) | p95 (s) | LLM calls | "
-        "Engine running (mean) | (max) | Engine waiting (max) | Preemptions | Gate peak |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "Engine running (mean) | (max) | Engine waiting (max) | Preemptions | Gate peak | "
+        "Calls held by the gate | Their wait (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     for run in runs:
         walls = [o.wall_s for o in run.outcomes]
         peak = "-" if run.gate_peak_in_flight is None else str(run.gate_peak_in_flight)
+        held = "-" if run.gate_held is None else str(run.gate_held)
+        wait = "-" if run.gate_wait_s is None else f"{run.gate_wait_s:.0f}"
         lines.append(
             f"| {run.mode} | {len(run.finished)}/{len(run.outcomes)} | {run.wall_s:.0f} | "
             f"{run.jobs_per_hour:.1f} | {percentile(walls, 50):.0f} | "
             f"{percentile(walls, 95):.0f} | {sum(o.llm_calls for o in run.outcomes)} | "
             f"{run.engine_running_mean:.1f} | {run.engine_running_max} | "
-            f"{run.engine_waiting_max} | {run.preemptions} | {peak} |"
+            f"{run.engine_waiting_max} | {run.preemptions} | {peak} | {held} | {wait} |"
         )
     return "\n".join(lines + _errors(runs))
 
