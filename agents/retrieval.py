@@ -115,7 +115,7 @@ def rank_for_answer(question: str, sources: Sequence[Source]) -> list[Source]:
     asked = frozenset(content_words(question))
     if not asked or len(sources) < 2:
         return list(sources)
-    features = {}
+    features: dict[str, _Features] = {}
     for source in sources:
         name_words = frozenset(content_words(page_name(source.title)))
         named = bool(name_words) and name_words <= asked
