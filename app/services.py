@@ -10,7 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from agents.graph import sqlite_checkpointer
 from agents.runtime import Runtime, connect_runtime
+from app.jobs.podcast import PodcastMaker, PodcastTasks
+from app.jobs.runner import DEFAULT_CONCURRENT_JOBS, LocalJobRunner
+from app.jobs.store import JobStore
 from app.settings import Settings
 from serving.budget import Budget, budget_for_engine
 from serving.endpoint import Endpoint
@@ -51,3 +55,27 @@ def open_services(
             yield Services(endpoint, budget, pressure, runtime)
         finally:
             pressure.stop()
+
+
+def job_runner(
+    settings: Settings,
+    services: Services,
+    store: JobStore,
+    *,
+    concurrency: int = DEFAULT_CONCURRENT_JOBS,
+    podcast_tasks: PodcastTasks | None = None,
+) -> LocalJobRunner:
+    """The job runner: checkpoints in the data dir, and the podcast each job asks for made after.
+
+    `podcast_tasks` (the API's) lets podcasts the runner makes count as running there too.
+    """
+    maker = PodcastMaker(
+        store, services.runtime, settings.tts, budget=services.budget, tasks=podcast_tasks
+    )
+    return LocalJobRunner(
+        store,
+        services.runtime,
+        lambda: sqlite_checkpointer(settings.checkpoints_path),
+        concurrency=concurrency,
+        podcasts=maker,
+    )

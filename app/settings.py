@@ -61,6 +61,16 @@ class Settings(BaseSettings):
         """Where converted models are cached."""
         return self.models_dir or self.data_dir / "models"
 
+    @property
+    def job_store_path(self) -> Path:
+        """The SQLite job store every entry point shares."""
+        return self.data_dir / "jobs.sqlite3"
+
+    @property
+    def checkpoints_path(self) -> Path:
+        """The SQLite file of the jobs' LangGraph checkpoints."""
+        return self.data_dir / "checkpoints.sqlite3"
+
     @classmethod
     def settings_customise_sources(
         cls,

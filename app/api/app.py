@@ -8,15 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from agents.graph import sqlite_checkpointer
 from app import web
 from app.api import corpus, health, podcast, research
 from app.api.auth import check_bind_is_safe, require_api_key
 from app.api.errors import install_error_handlers
-from app.jobs.podcast import PodcastMaker, PodcastTasks
-from app.jobs.runner import LocalJobRunner
+from app.jobs.podcast import PodcastTasks
 from app.jobs.store import SqliteJobStore
-from app.services import open_services
+from app.services import job_runner, open_services
 from app.settings import Settings
 
 
@@ -34,17 +32,9 @@ def create_app(settings: Settings) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         services_context = open_services(settings)
         services = await asyncio.to_thread(services_context.__enter__)
-        store = SqliteJobStore(settings.data_dir / "jobs.sqlite3")
+        store = SqliteJobStore(settings.job_store_path)
         podcasts = PodcastTasks()
-        maker = PodcastMaker(
-            store, services.runtime, settings.tts, budget=services.budget, tasks=podcasts
-        )
-        runner = LocalJobRunner(
-            store,
-            services.runtime,
-            lambda: sqlite_checkpointer(settings.data_dir / "checkpoints.sqlite3"),
-            podcasts=maker,
-        )
+        runner = job_runner(settings, services, store, podcast_tasks=podcasts)
         app.state.services, app.state.store, app.state.runner = services, store, runner
         app.state.podcasts = podcasts
         runner.resume_unfinished()
@@ -62,6 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(require_api_key)],
+        # /docs is served by app.web from local Swagger files: FastAPI's own loads them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)

@@ -162,8 +162,3 @@ def _check_content(data: bytes, suffix: str) -> None:
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"file: the content is not a valid {suffix} file.",
         )
-
-
-# The web pages still call these routes by their former names; they go once app/web uses the new.
-upload = upload_document
-delete = delete_document

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, 
 from fastapi.responses import PlainTextResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from app.api.podcast import podcast_tasks
 from app.api.schemas import JobList, JobView, PlanReview, Problem, ReportView, ResearchRequest
 from app.jobs.models import Job, JobStatus
 from app.jobs.runner import JobRunner
@@ -199,12 +200,7 @@ async def delete_research_job(job_id: str, request: Request) -> Response:
     job = _job(request, job_id)
     if not job.status.is_final:
         await _runner(request).cancel(job_id)
+    # A finished job may still be making its podcast (the runner's, or one asked for later).
+    await podcast_tasks(request).cancel(job_id)
     await asyncio.to_thread(_store(request).delete, job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-# The web pages still call these routes by their former names; they go once app/web uses the new.
-submit = submit_research
-cancel = cancel_research_job
-retry = retry_research_job
-delete = delete_research_job

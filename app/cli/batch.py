@@ -27,17 +27,15 @@ def batch(
 
     Example: fawn batch questions.txt --out reports/ --concurrency 4
     """
-    from agents.graph import sqlite_checkpointer
     from app.jobs.batch import Batch, BatchRow, read_batch
     from app.jobs.models import JobOptions, JobStatus
-    from app.jobs.runner import LocalJobRunner
     from app.jobs.store import SqliteJobStore
-    from app.services import open_services
+    from app.services import job_runner, open_services
 
     settings = load_settings()
     defaults = JobOptions(provider=provider, max_step_num=max_steps, auto_accept_plan=True)
     items = read_batch(file, defaults)
-    store = SqliteJobStore(settings.data_dir / "jobs.sqlite3")
+    store = SqliteJobStore(settings.job_store_path)
     work = Batch(items, out, store)
     pending = work.pending()
     console.print(f"{len(items)} questions, {len(items) - len(pending)} already done.")
@@ -46,12 +44,7 @@ def batch(
     with ExitStack() as stack:
         with console.status("Connecting to the engine ..."):
             services = stack.enter_context(open_services(settings))
-        runner = LocalJobRunner(
-            store,
-            services.runtime,
-            lambda: sqlite_checkpointer(settings.data_dir / "checkpoints.sqlite3"),
-            concurrency=concurrency,
-        )
+        runner = job_runner(settings, services, store, concurrency=concurrency)
         columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
         with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task("Researching", total=len(pending))

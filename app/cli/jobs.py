@@ -1,7 +1,9 @@
-"""`fawn jobs list | show ID | cancel ID`: the durable jobs in the data dir's job store."""
+"""`fawn jobs list | show ID | cancel ID | retry ID`: the jobs in the data dir's job store."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,12 +15,12 @@ from app.jobs.models import Job, JobStatus
 from app.jobs.store import SqliteJobStore
 from app.settings import load_settings
 
-app = typer.Typer(help="List, inspect and cancel research jobs.", no_args_is_help=True)
+app = typer.Typer(help="List, inspect, cancel and retry research jobs.", no_args_is_help=True)
 console = Console(highlight=False)
 
 
 def _store() -> SqliteJobStore:
-    return SqliteJobStore(load_settings().data_dir / "jobs.sqlite3")
+    return SqliteJobStore(load_settings().job_store_path)
 
 
 def _job(store: SqliteJobStore, job_id: str) -> Job:
@@ -72,3 +74,35 @@ def cancel(job_id: str) -> None:
     store.update(job_id, status=JobStatus.CANCELLED, error="Cancelled from the command line.")
     store.append_event(job_id, "status", {"status": JobStatus.CANCELLED})
     console.print(f"Job {job_id} cancelled.")
+
+
+@app.command()
+def retry(
+    job_id: str,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the report here instead of to stdout.")
+    ] = None,
+) -> None:
+    """Run a failed or cancelled job again here, from its last completed step, with progress.
+
+    Example: fawn jobs retry 1a2b3c --out report.md
+    """
+    from app.cli.research import deliver, run_stored_job
+    from app.jobs.models import JobOptions
+
+    settings = load_settings()
+    store = SqliteJobStore(settings.job_store_path)
+    try:
+        job = _job(store, job_id)
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise fail(f"Only failed or cancelled jobs retry; job {job_id} is {job.status.value}.")
+        reviewed = not JobOptions.model_validate(job.options).auto_accept_plan
+        ended = run_stored_job(
+            settings,
+            store,
+            lambda: store.update(job_id, status=JobStatus.QUEUED, error=None),
+            interactive=reviewed and sys.stdin.isatty(),
+        )
+        deliver(store, ended, out)
+    finally:
+        store.close()

@@ -40,7 +40,7 @@ def podcast(
         raise fail(f"--out must end in .wav, .ogg or .mp3, not {suffix or 'nothing'!r}.")
     fmt = AudioFormat(AUDIO_SUFFIXES[suffix])
     settings = load_settings()
-    store_path = settings.data_dir / "jobs.sqlite3"
+    store_path = settings.job_store_path
     store = SqliteJobStore(store_path)
     try:
         job = store.get(job_id)

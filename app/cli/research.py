@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from app.jobs.models import Job, JobEvent
     from app.jobs.runner import LocalJobRunner
     from app.jobs.store import JobStore
-    from app.services import Services
 
 _progress = Console(stderr=True, highlight=False, soft_wrap=True)
 # How often the terminal looks for new events in the job's log.
@@ -135,24 +135,24 @@ def _research_job(
     """Store the job, run it to its end with live progress, and deliver what it made."""
     from app.jobs.store import SqliteJobStore
 
-    store = SqliteJobStore(settings.data_dir / "jobs.sqlite3")
+    store = SqliteJobStore(settings.job_store_path)
     try:
-        job = _run_job(settings, store, question, options, interactive=interactive)
-        _deliver(store, job, out)
+        job = run_stored_job(
+            settings,
+            store,
+            lambda: store.create(question, options.model_dump(mode="json")),
+            interactive=interactive,
+        )
+        deliver(store, job, out)
     finally:
         store.close()
 
 
-def _run_job(
-    settings: Settings,
-    store: JobStore,
-    question: str,
-    options: JobOptions,
-    *,
-    interactive: bool,
+def run_stored_job(
+    settings: Settings, store: JobStore, queue_job: Callable[[], Job], *, interactive: bool
 ) -> Job:
-    """Open the engine, create the job, and follow it until it ends; returns the ended job."""
-    from app.services import open_services
+    """Open the engine, queue the job (`queue_job`), follow it until it ends; returns it ended."""
+    from app.services import job_runner, open_services
 
     with ExitStack() as stack:
         with _progress.status("Connecting to the engine ...") as status:
@@ -162,40 +162,25 @@ def _run_job(
                     on_tick=lambda s: status.update(f"Starting the embedded engine ... {s:.0f} s"),
                 )
             )
-        job = store.create(question, options.model_dump(mode="json"))
+        job = queue_job()
         _progress.print(f"Job {job.id}: follow with `fawn jobs show {job.id}`")
 
         async def follow() -> None:
-            runner = _job_runner(settings, store, services)
+            runner = job_runner(settings, services, store, concurrency=1)
             await follow_job(runner, job.id, interactive=interactive)
 
         try:
             asyncio.run(follow())
         except KeyboardInterrupt:
             _progress.print(
-                f"[yellow]Interrupted: job {job.id} is cancelled; see `fawn jobs show {job.id}`; "
-                f"a retry (POST /api/research/{job.id}/retry) resumes it where it stopped.[/]"
+                f"[yellow]Interrupted: job {job.id} is cancelled; `fawn jobs retry {job.id}` "
+                "resumes it where it stopped.[/]"
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
     ended = store.get(job.id)
     if ended is None:
         raise fail(f"Job {job.id} was deleted while it ran.")
     return ended
-
-
-def _job_runner(settings: Settings, store: JobStore, services: Services) -> LocalJobRunner:
-    """A runner for this one job, making its podcast too when the job asks for one."""
-    from agents.graph import sqlite_checkpointer
-    from app.jobs.podcast import PodcastMaker
-    from app.jobs.runner import LocalJobRunner
-
-    return LocalJobRunner(
-        store,
-        services.runtime,
-        lambda: sqlite_checkpointer(settings.data_dir / "checkpoints.sqlite3"),
-        concurrency=1,
-        podcasts=PodcastMaker(store, services.runtime, settings.tts, budget=services.budget),
-    )
 
 
 async def follow_job(runner: LocalJobRunner, job_id: str, *, interactive: bool) -> None:
@@ -236,14 +221,13 @@ async def _review_in_terminal(runner: LocalJobRunner, job_id: str) -> None:
     await runner.review_plan(job_id, steps)
 
 
-def _deliver(store: JobStore, job: Job, out: Path | None) -> None:
+def deliver(store: JobStore, job: Job, out: Path | None) -> None:
     """Write the report (and the podcast audio); a failed job exits 2 with its cause."""
     if job.status is not JobStatus.DONE or job.report is None:
         cause = escape(job.error or "no report was made")
         raise fail(
             f"Job {job.id} {job.status.value}: {cause}. Inspect it with `fawn jobs show {job.id}`; "
-            f"a retry (POST /api/research/{job.id}/retry, or Retry on its page in `fawn api`) "
-            "resumes it from its last completed step."
+            f"`fawn jobs retry {job.id}` resumes it from its last completed step."
         )
     if out is None:
         typer.echo(job.report)

@@ -166,6 +166,13 @@ class PodcastTasks:
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
 
+    async def cancel(self, job_id: str) -> None:
+        """Stop the job's podcast, if one is being made, and wait until it has stopped."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def shutdown(self) -> None:
         """Cancel every podcast in progress."""
         tasks = list(self._tasks.values())

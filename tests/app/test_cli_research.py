@@ -169,12 +169,12 @@ def _event_types(data_dir: Path, job_id: str) -> list[str]:
 
 
 @pytest.mark.engine
-def test_a_failed_job_exits_2_with_its_cause_and_stays_failed_in_the_store(
-    engine: Endpoint, isolated_env: Path
+def test_a_failed_job_exits_2_with_its_cause_and_fawn_jobs_retry_finishes_it(
+    engine: Endpoint, hotpotqa_path: Path, tmp_path: Path, isolated_env: Path
 ) -> None:
     # Every LLM call times out at once: the run fails at its first call, after the job exists.
     result = _fawn(
-        "--no-coder", "--max-steps", "1", QUESTION,
+        "--corpus", str(hotpotqa_path), "--no-coder", "--max-steps", "1", QUESTION,
         env={"FAWN_LLM_BASE_URL": engine.base_url, "FAWN_LLM_TIMEOUT_S": "0.001",
              "FAWN_LLM_RETRIES": "0"},
     )  # fmt: skip
@@ -184,8 +184,27 @@ def test_a_failed_job_exits_2_with_its_cause_and_stays_failed_in_the_store(
     assert job.attempts == 1
     assert f"Error: Job {job.id} failed:" in result.stderr
     assert f"fawn jobs show {job.id}" in result.stderr
-    assert f"POST /api/research/{job.id}/retry" in result.stderr
+    assert f"fawn jobs retry {job.id}" in result.stderr
     assert result.stdout == ""
+
+    out = tmp_path / "report.md"
+    retried = subprocess.run(
+        [str(FAWN), "jobs", "retry", job.id, "--out", str(out)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        env={**os.environ, "COLUMNS": "200", "FAWN_LLM_BASE_URL": engine.base_url},
+    )
+    assert retried.returncode == 0, retried.stderr
+    [done] = _jobs(isolated_env)
+    assert done.id == job.id and done.status is JobStatus.DONE and done.error is None
+    assert done.attempts == 2
+    assert done.report and out.read_text() == done.report
+    again = subprocess.run(
+        [str(FAWN), "jobs", "retry", job.id], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 2 and "Only failed or cancelled jobs retry" in again.stderr
 
 
 @pytest.mark.engine
