@@ -139,8 +139,15 @@ def rank_for_answer(question: str, sources: Sequence[Source]) -> list[Source]:
 
     def bridge(first: Source, second: Source) -> float:
         new_page = not features[second.url].named
-        return BRIDGE_BONUS if new_page and page_name(second.title) in first.passage else 0.0
+        return (
+            BRIDGE_BONUS if new_page and _mentions(first.passage, page_name(second.title)) else 0.0
+        )
 
     pair = max(permutations(sources, 2), key=lambda p: covered(*p) + bridge(*p))
     rest = sorted((s for s in sources if s not in pair), key=lambda s: -covered(s))
     return [*pair, *rest]
+
+
+def _mentions(text: str, name: str) -> bool:
+    """Whether `text` names `name` as whole words, in any case (a band styled "WINNER")."""
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, re.IGNORECASE) is not None

@@ -54,6 +54,21 @@ def test_rank_reads_the_bridge_page_the_first_passage_names_before_look_alikes()
     assert ranked[:2] == ["Kiss and Tell (1945 film)", "Shirley Temple"]
 
 
+def test_rank_finds_a_bridge_page_named_in_another_case_but_not_inside_a_word() -> None:
+    question = "2014 S/S is the debut album of a South Korean boy group that was formed by who?"
+    found = [
+        source("SF9 (band)", "SF9 is a South Korean boy group formed by FNC Entertainment. "
+               "The group debuted in 2016 with the single album Feeling Sensation."),
+        source("2014 S/S", "2014 S/S is the debut album of South Korean group WINNER. It was "
+               "released on August 12, 2014 by the group's record label."),
+        source("Winner (band)", "Winner is a South Korean boy group formed in 2013 by YG "
+               "Entertainment."),
+        source("Feel (album)", "Feel is an album whose title song was a winner at music shows."),
+    ]  # fmt: skip
+    ranked = [s.title for s in rank_for_answer(question, found)]
+    assert ranked[:2] == ["2014 S/S", "Winner (band)"]
+
+
 def test_rank_reads_both_pages_a_comparison_names_first() -> None:
     question = "Were Scott Derrickson and Ed Wood of the same nationality?"
     found = [
