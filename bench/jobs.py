@@ -2,7 +2,10 @@
 
 c. One job whose plan is pinned (through plan review) to 3 independent research steps, run with
    the steps in parallel and one after another, alternating, several times.
-d. 8 jobs on different questions at once, through one gate and, side by side, with no gate.
+d. 8 jobs on different questions at once, each plan pinned to 3 independent research steps
+   built from its own question (up to 24 research calls at once against a budget of 8), through
+   one gate and, side by side, with no gate; interactive calls probe time to first token
+   meanwhile.
 
 Every job runs the real research graph on a local corpus built from the HotpotQA file, with the
 coder off. Each measured run starts with an empty prefix cache, so no run reuses the KV blocks of
@@ -12,6 +15,7 @@ the one before it.
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import tempfile
 import time
@@ -25,7 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from agents.config import ResearchOptions
 from agents.evaluation.hotpotqa import build_corpus, load_questions
-from agents.research import run_research
+from agents.research import PlanReviewer, run_research
 from agents.runtime import Runtime, connect_runtime
 from agents.state import Plan, PlanReview, Step, StepType
 from bench.sampling import engine_sampled, percentile
@@ -35,6 +39,9 @@ from serving.observability import gate_metrics
 from serving.settings import LLMSettings
 
 JOB_SAMPLE_INTERVAL_S = 0.5
+# Interactive probes during a batch of jobs: the pause before each, drawn at random, so probes
+# fall on every phase of the jobs (plans, research steps, answers) in both modes alike.
+PROBE_PAUSE_S = (1.0, 4.0)
 # Long enough that a call queued behind a full engine (no gate) is not cut off: the comparison is
 # of waiting, not of timeouts. The production default is 180 s.
 JOB_CALL_TIMEOUT_S = 900.0
@@ -90,6 +97,7 @@ class JobsRun:
     gate_peak_in_flight: int | None
     gate_held: int | None = None
     gate_wait_s: float | None = None
+    ttft_s: tuple[float, ...] = ()
 
     @property
     def finished(self) -> list[JobOutcome]:
@@ -103,14 +111,22 @@ class JobsRun:
 
 
 JobRunner = Callable[[int], Awaitable[int]]
+# Time to first token of interactive call number `index`, through `budget` or straight (None).
+TtftProbe = Callable[[Budget | None, int], Awaitable[float]]
 
 
 async def measure_jobs(
-    endpoint: Endpoint, mode: str, run_job: JobRunner, jobs: int, gate: Budget | None
+    endpoint: Endpoint,
+    mode: str,
+    run_job: JobRunner,
+    jobs: int,
+    gate: Budget | None,
+    probe: TtftProbe | None = None,
 ) -> JobsRun:
     """Run `jobs` jobs at once (`run_job(index)` runs one to its report, returns its LLM calls).
 
-    `gate` is the budget the jobs' calls pass, for its peak; None when they bypass it.
+    `gate` is the budget the jobs' calls pass, for its peak; None when they bypass it. `probe`,
+    if given, makes interactive calls through `gate` (straight when None) until the jobs end.
     """
     await reset_prefix_cache(endpoint)
 
@@ -125,7 +141,9 @@ async def measure_jobs(
 
     async with engine_sampled(endpoint.root_url, JOB_SAMPLE_INTERVAL_S) as samples:
         started = time.perf_counter()
-        outcomes = await asyncio.gather(*(timed(index) for index in range(jobs)))
+        batch = asyncio.gather(*(timed(index) for index in range(jobs)))
+        ttfts = await probe_until_done(batch, probe, gate) if probe else []
+        outcomes = await batch
         wall = time.perf_counter() - started
     running = samples.running or [0]
     held, wait_s = gate_waits(gate) if gate else (None, None)
@@ -140,7 +158,23 @@ async def measure_jobs(
         gate_peak_in_flight=gate.snapshot().peak_in_flight if gate else None,
         gate_held=held,
         gate_wait_s=wait_s,
+        ttft_s=tuple(ttfts),
     )
+
+
+async def probe_until_done(
+    batch: asyncio.Future[list[JobOutcome]], probe: TtftProbe, gate: Budget | None
+) -> list[float]:
+    """Interactive TTFTs, one probe at a time after a random pause, until `batch` is done."""
+    rng = random.Random(7)
+    ttfts: list[float] = []
+    while True:
+        pause = asyncio.ensure_future(asyncio.sleep(rng.uniform(*PROBE_PAUSE_S)))
+        await asyncio.wait({batch, pause}, return_when=asyncio.FIRST_COMPLETED)
+        if batch.done():
+            pause.cancel()
+            return ttfts
+        ttfts.append(await probe(gate, len(ttfts)))
 
 
 def gate_waits(gate: Budget) -> tuple[int, float]:
@@ -194,17 +228,48 @@ def runtime_for(endpoint: Endpoint, budget: Budget, data_dir: Path) -> Runtime:
     return connect_runtime(endpoint, job_llm_settings(), budget, data_dir=data_dir)
 
 
-async def pin_plan(_plan: Plan) -> PlanReview:
-    """Plan review that replaces whatever the planner wrote with part c's three steps."""
-    return PlanReview(action="edit", steps=list(PINNED_STEPS))
+def plan_pinned_to(steps: Sequence[Step]) -> PlanReviewer:
+    """Plan review that replaces whatever the planner wrote with `steps`."""
+
+    async def review(_plan: Plan) -> PlanReview:
+        return PlanReview(action="edit", steps=list(steps))
+
+    return review
 
 
-def pinned_job(question: str, runtime: Runtime, parallel: bool) -> JobRunner:
-    """A runner of part c's job: `question` with the plan pinned, its steps (not) in parallel."""
+def question_steps(question: str) -> tuple[Step, ...]:
+    """Three research steps built from `question` alone, none depending on another.
+
+    Each words a different facet, so each step's first search (the question plus a few of the
+    step's own terms) differs, as the steps of part c's hand-written plan do.
+    """
+    facets = (
+        ("Who and what the question names", "Identify the people, places and works named in"),
+        ("Facts about them", "Find the dates, places and roles of what is named in"),
+        ("Evidence for the answer", "Find passages that directly answer"),
+    )
+    return tuple(
+        Step(
+            title=title,
+            description=f"{task}: {question}",
+            step_type=StepType.RESEARCH,
+            need_search=True,
+        )
+        for title, task in facets
+    )
+
+
+def pinned_job(
+    questions: Sequence[str], runtime: Runtime, parallel: bool, steps: Sequence[Step] | None = None
+) -> JobRunner:
+    """A runner of job `index`: `questions[index]`, its plan pinned to `steps` (default: 3 steps
+    built from the question), its steps (not) in parallel."""
     options = JOB_OPTIONS.model_copy(update={"parallel_steps": parallel})
 
-    async def run_job(_index: int) -> int:
-        result = await run_research(question, options, runtime, review_plan=pin_plan)
+    async def run_job(index: int) -> int:
+        question = questions[index]
+        review = plan_pinned_to(steps if steps is not None else question_steps(question))
+        result = await run_research(question, options, runtime, review_plan=review)
         return result.llm_calls
 
     return run_job
@@ -221,24 +286,26 @@ async def part_c(endpoint: Endpoint, hotpotqa: Path, repeats: int) -> list[JobsR
     runs: list[JobsRun] = []
     with corpus_dir(hotpotqa) as data_dir:
         runtime = runtime_for(endpoint, budget, data_dir)
-        await pinned_job(question, runtime, True)(0)
+        await pinned_job([question], runtime, True, PINNED_STEPS)(0)
         for repeat in range(repeats):
             for parallel in (True, False) if repeat % 2 == 0 else (False, True):
                 mode = "parallel steps" if parallel else "sequential steps"
-                run_job = pinned_job(question, runtime, parallel)
+                run_job = pinned_job([question], runtime, parallel, PINNED_STEPS)
                 runs.append(await measure_jobs(endpoint, mode, run_job, 1, budget))
                 print(f"  c: {mode}, run {repeat + 1}: {runs[-1].wall_s:.1f} s", flush=True)
     return runs
 
 
-async def part_d(endpoint: Endpoint, hotpotqa: Path, jobs: int, ungated: bool) -> list[JobsRun]:
-    """`jobs` different questions at once, auto-accepted: through one gate, then with none.
+async def part_d(
+    endpoint: Endpoint, hotpotqa: Path, jobs: int, ungated: bool, probe: TtftProbe | None
+) -> list[JobsRun]:
+    """`jobs` different questions at once, each plan pinned to 3 research steps built from its
+    question: through one gate, then with none; `probe` measures interactive TTFT meanwhile.
 
     One unmeasured job first (the next question of the file), as in part c.
     """
     questions = [q.question for q in load_questions(hotpotqa, jobs + 1)]
-    warm_up, questions = questions[-1], questions[:-1]
-    options = JOB_OPTIONS.model_copy(update={"auto_accept_plan": True})
+    warm_up, questions = questions[-1:], questions[:-1]
     gate = production_gate(endpoint)
     # Each mode: its name, the budget its calls pass, and the gate whose peak it reports.
     modes: list[tuple[str, Budget, Budget | None]] = [
@@ -248,16 +315,11 @@ async def part_d(endpoint: Endpoint, hotpotqa: Path, jobs: int, ungated: bool) -
         modes.append(("straight to the engine (no gate)", no_gate(), None))
     runs: list[JobsRun] = []
     with corpus_dir(hotpotqa) as data_dir:
-        await run_research(
-            warm_up, options, runtime_for(endpoint, production_gate(endpoint), data_dir)
-        )
+        warm_runtime = runtime_for(endpoint, production_gate(endpoint), data_dir)
+        await pinned_job(warm_up, warm_runtime, True)(0)
         for mode, budget, shown in modes:
-            runtime = runtime_for(endpoint, budget, data_dir)
-
-            async def run_job(index: int, runtime: Runtime = runtime) -> int:
-                return (await run_research(questions[index], options, runtime)).llm_calls
-
-            runs.append(await measure_jobs(endpoint, mode, run_job, len(questions), shown))
+            run_job = pinned_job(questions, runtime_for(endpoint, budget, data_dir), True)
+            runs.append(await measure_jobs(endpoint, mode, run_job, len(questions), shown, probe))
             print(f"  d: {mode}: {runs[-1].wall_s:.1f} s", flush=True)
     return runs
 
@@ -309,10 +371,11 @@ def pair_ratios(runs: Sequence[JobsRun]) -> list[float]:
 
 
 def table_d(runs: Sequence[JobsRun]) -> str:
-    """Part d as Markdown."""
+    """Part d as Markdown: the jobs, then the interactive probes made while they ran."""
     jobs = len(runs[0].outcomes) if runs else 0
     lines = [
-        f"d. {jobs} research jobs at once (different questions, plans auto-accepted)",
+        f"d. {jobs} research jobs at once (different questions, each plan pinned to 3 "
+        "independent research steps)",
         "",
         "| Mode | Finished | Wall (s) | Jobs/hour | Job wall p50 (s) | p95 (s) | LLM calls | "
         "Engine running (mean) | (max) | Engine waiting (max) | Preemptions | Gate peak | "
@@ -332,7 +395,26 @@ def table_d(runs: Sequence[JobsRun]) -> str:
             f"{run.engine_running_mean:.1f} | {run.engine_running_max} | "
             f"{run.engine_waiting_max} | {run.preemptions} | {peak} | {held} | {wait} |"
         )
-    return "\n".join(lines + _errors(runs))
+    return "\n".join(lines + _probes(runs) + _errors(runs))
+
+
+def _probes(runs: Sequence[JobsRun]) -> list[str]:
+    probed = [run for run in runs if run.ttft_s]
+    if not probed:
+        return []
+    lines = [
+        "",
+        "Interactive calls (4 tokens, streamed) made one at a time while the jobs ran:",
+        "",
+        "| Mode | Probes | TTFT p50 (s) | TTFT p95 (s) | TTFT max (s) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for run in probed:
+        lines.append(
+            f"| {run.mode} | {len(run.ttft_s)} | {percentile(run.ttft_s, 50):.2f} | "
+            f"{percentile(run.ttft_s, 95):.2f} | {max(run.ttft_s):.2f} |"
+        )
+    return lines
 
 
 def _errors(runs: Sequence[JobsRun]) -> list[str]:

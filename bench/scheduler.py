@@ -6,10 +6,13 @@ b. The engine's waiting queue and preemptions during a burst on a KV-constrained
    (`--num-gpu-blocks-override 40`: 5,120 KV tokens), with and without the gate.
 c. Wall time of one research job whose plan is pinned to 3 independent research steps, the steps
    in parallel vs one after another (`parallel_steps=False`, as DeerFlow runs them).
-d. 8 concurrent research jobs on different questions: through one gate, and with no gate.
+d. 8 concurrent research jobs on different questions, each plan pinned to 3 independent research
+   steps (up to 24 research calls at once against a budget of 8): through one gate, and with no
+   gate, with interactive calls probing time to first token meanwhile.
 
     .venv/bin/python bench/scheduler.py              # a and b; starts the engines itself
     .venv/bin/python bench/scheduler.py --only c,d   # whole research jobs (bench/jobs.py)
+    .venv/bin/python bench/scheduler.py --only d --kv-constrained   # d on b's 40-block KV cache
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from app.settings import load_settings
-from bench.jobs import part_c, part_d, table_c, table_d
+from bench.jobs import TtftProbe, part_c, part_d, table_c, table_d
 from bench.sampling import engine_sampled, percentile
 from serving.budget import Budget, CallClass, budget_for_engine
 from serving.endpoint import Endpoint, discover_endpoint
@@ -221,6 +224,19 @@ async def kv_burst(
     )
 
 
+def interactive_probe(endpoint: Endpoint) -> TtftProbe:
+    """Part d's probe: a short streamed interactive call, one client per budget (or none)."""
+    clients: dict[int | None, openai.AsyncOpenAI] = {}
+
+    async def probe(budget: Budget | None, index: int) -> float:
+        key = id(budget) if budget else None
+        if key not in clients:
+            clients[key] = openai_client(endpoint, budget, CallClass.INTERACTIVE)
+        return await time_to_first_token(clients[key], endpoint.model, f"Hi #{index}!")
+
+    return probe
+
+
 def new_budget(endpoint: Endpoint) -> Budget:
     """The production gate for this engine (default budget, KV capacity from its /metrics)."""
     return budget_for_engine(
@@ -338,6 +354,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--no-ungated", dest="ungated", action="store_false", help="d: skip the no-gate row."
     )
+    parser.add_argument(
+        "--no-probe",
+        dest="probe",
+        action="store_false",
+        help="d: make no interactive calls while the jobs run (no TTFT table).",
+    )
+    parser.add_argument(
+        "--kv-constrained",
+        action="store_true",
+        help="c, d: run them on b's KV-constrained engine (40 blocks, 5,120 KV tokens).",
+    )
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     print(f"Machine: {machine_description()}; {date.today().isoformat()}\n")
@@ -348,12 +375,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         with embedded_engine(KV_CONSTRAINED_ARGS) as endpoint:
             print(table_b(asyncio.run(part_b(endpoint, args)), args) + "\n", flush=True)
     if parts & {"c", "d"}:
-        with embedded_engine(dev_mode=True) as endpoint:
+        extra_args = KV_CONSTRAINED_ARGS if args.kv_constrained else ()
+        with embedded_engine(extra_args, dev_mode=True) as endpoint:
             if "c" in parts:
                 runs = asyncio.run(part_c(endpoint, args.hotpotqa, args.repeats))
                 print(table_c(runs) + "\n", flush=True)
             if "d" in parts:
-                runs = asyncio.run(part_d(endpoint, args.hotpotqa, args.jobs, args.ungated))
+                probe = interactive_probe(endpoint) if args.probe else None
+                runs = asyncio.run(part_d(endpoint, args.hotpotqa, args.jobs, args.ungated, probe))
                 print(table_d(runs) + "\n", flush=True)
 
 
