@@ -65,17 +65,20 @@ def job_runner(
     concurrency: int = DEFAULT_CONCURRENT_JOBS,
     podcast_tasks: PodcastTasks | None = None,
 ) -> LocalJobRunner:
-    """The job runner: checkpoints in the data dir, and the podcast each job asks for made after.
+    """The job runner: checkpoints in the data dir, the podcast each job asks for made after,
+    and pressure changes told to the running jobs.
 
     `podcast_tasks` (the API's) lets podcasts the runner makes count as running there too.
     """
     maker = PodcastMaker(
         store, services.runtime, settings.tts, budget=services.budget, tasks=podcast_tasks
     )
-    return LocalJobRunner(
+    runner = LocalJobRunner(
         store,
         services.runtime,
         lambda: sqlite_checkpointer(settings.checkpoints_path),
         concurrency=concurrency,
         podcasts=maker,
     )
+    services.pressure.subscribe(runner.pressure_changed)
+    return runner

@@ -26,6 +26,7 @@ from app.jobs.models import Job, JobOptions, JobStatus
 from app.jobs.podcast import PodcastMaker, pending_podcasts, podcast_pending
 from app.jobs.store import JobStore
 from serving.errors import FawnError
+from serving.pressure import PressureState
 
 logger = logging.getLogger(__name__)
 DEFAULT_CONCURRENT_JOBS = 4
@@ -93,14 +94,38 @@ class LocalJobRunner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reviews: dict[str, asyncio.Future[PlanReview]] = {}
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._under_pressure = False
 
     def submit(self, job: Job) -> None:
         """Run the job in the background (a no-op if it is already running)."""
         if job.id in self._tasks:
             return
-        task = asyncio.get_running_loop().create_task(self._run(job.id), name=f"job-{job.id}")
+        self._loop = asyncio.get_running_loop()
+        task = self._loop.create_task(self._run(job.id), name=f"job-{job.id}")
         self._tasks[job.id] = task
         task.add_done_callback(lambda _t: self._tasks.pop(job.id, None))
+
+    def pressure_changed(self, state: PressureState) -> None:
+        """Pressure monitor listener (called from its thread): running jobs hear of the change."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._announce_pressure, state)
+
+    def _announce_pressure(self, state: PressureState) -> None:
+        if state.under_pressure == self._under_pressure:
+            return  # only the reason changed
+        self._under_pressure = state.under_pressure
+        message = (
+            f"The engine is under memory pressure ({state.reason}): research slows down, "
+            "the report waits until it clears; nothing is lost."
+            if state.under_pressure
+            else "Memory pressure cleared: work goes on at the full budget."
+        )
+        for job_id in list(self._tasks):
+            self.store.append_event(
+                job_id, "status", {"message": message, "under_pressure": state.under_pressure}
+            )
 
     def resume_unfinished(self) -> list[str]:
         """Submit every job a previous process left unfinished; returns their ids.
