@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from serving.errors import EngineError
 from serving.metrics import scrape_metrics
 
 SAMPLE_INTERVAL_S = 0.1
+# On 2 busy CPU cores the engine's API process can take seconds to answer /metrics; the
+# production scrape timeout would end a benchmark that has minutes of results in hand.
+SCRAPE_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -24,6 +28,7 @@ class EngineSamples:
     kv_usage: list[float] = field(default_factory=list)
     preemptions_start: int = 0
     preemptions_end: int = 0
+    missed: int = 0
 
     @property
     def preemptions(self) -> int:
@@ -39,11 +44,18 @@ async def engine_sampled(
     samples = EngineSamples()
     stop = asyncio.Event()
     async with httpx.AsyncClient() as client:
-        samples.preemptions_start = (await scrape_metrics(root_url, client)).preemptions_total
+        samples.preemptions_start = (
+            await scrape_metrics(root_url, client, SCRAPE_TIMEOUT_S)
+        ).preemptions_total
 
         async def sample() -> None:
             while not stop.is_set():
-                metrics = await scrape_metrics(root_url, client)
+                try:
+                    metrics = await scrape_metrics(root_url, client, SCRAPE_TIMEOUT_S)
+                # A scrape the busy engine did not answer in time is a missed sample, no more.
+                except EngineError:
+                    samples.missed += 1
+                    continue
                 samples.running.append(metrics.requests_running)
                 samples.waiting.append(metrics.requests_waiting)
                 samples.kv_usage.append(metrics.kv_cache_usage_perc)
@@ -55,7 +67,9 @@ async def engine_sampled(
         finally:
             stop.set()
             await sampler
-            samples.preemptions_end = (await scrape_metrics(root_url, client)).preemptions_total
+            samples.preemptions_end = (
+                await scrape_metrics(root_url, client, SCRAPE_TIMEOUT_S)
+            ).preemptions_total
 
 
 def percentile(values: Sequence[float], q: float) -> float:
