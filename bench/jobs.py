@@ -297,12 +297,18 @@ async def part_c(endpoint: Endpoint, hotpotqa: Path, repeats: int) -> list[JobsR
 
 
 async def part_d(
-    endpoint: Endpoint, hotpotqa: Path, jobs: int, ungated: bool, probe: TtftProbe | None
+    endpoint: Endpoint,
+    hotpotqa: Path,
+    jobs: int,
+    ungated: bool,
+    probe: TtftProbe | None,
+    ungated_first: bool = False,
 ) -> list[JobsRun]:
     """`jobs` different questions at once, each plan pinned to 3 research steps built from its
     question: through one gate, then with none; `probe` measures interactive TTFT meanwhile.
 
-    One unmeasured job first (the next question of the file), as in part c.
+    One unmeasured job first (the next question of the file), as in part c. `ungated_first`
+    swaps the order, to tell the gate's effect from that of running first.
     """
     questions = [q.question for q in load_questions(hotpotqa, jobs + 1)]
     warm_up, questions = questions[-1:], questions[:-1]
@@ -313,6 +319,8 @@ async def part_d(
     ]
     if ungated:
         modes.append(("straight to the engine (no gate)", no_gate(), None))
+    if ungated_first:
+        modes.reverse()
     runs: list[JobsRun] = []
     with corpus_dir(hotpotqa) as data_dir:
         warm_runtime = runtime_for(endpoint, production_gate(endpoint), data_dir)
