@@ -355,6 +355,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--no-ungated", dest="ungated", action="store_false", help="d: skip the no-gate row."
     )
     parser.add_argument(
+        "--ungated-first",
+        action="store_true",
+        help="d: run the no-gate batch before the gated one (the default runs the gate first).",
+    )
+    parser.add_argument(
         "--no-probe",
         dest="probe",
         action="store_false",
@@ -382,7 +387,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(table_c(runs) + "\n", flush=True)
             if "d" in parts:
                 probe = interactive_probe(endpoint) if args.probe else None
-                runs = asyncio.run(part_d(endpoint, args.hotpotqa, args.jobs, args.ungated, probe))
+                d_args = (args.hotpotqa, args.jobs, args.ungated, probe, args.ungated_first)
+                runs = asyncio.run(part_d(endpoint, *d_args))
                 print(table_d(runs) + "\n", flush=True)
 
 
