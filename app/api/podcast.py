@@ -16,8 +16,9 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, 
 from pydantic import BaseModel
 
 from agents.podcast import AudioFormat, PodcastStage, TtsSettings, speech_backend
+from app.api.lookup import find_job, job_store
 from app.api.schemas import Problem
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import JobStatus
 from app.jobs.podcast import (
     TRANSCRIPT,
     PodcastTasks,
@@ -25,7 +26,6 @@ from app.jobs.podcast import (
     last_podcast_event,
     produce_podcast,
 )
-from app.jobs.store import JobStore
 
 router = APIRouter(prefix="/api/research", tags=["podcast"])
 _BYTES_RANGE = re.compile(r"^(\d*)-(\d*)$")
@@ -53,17 +53,6 @@ def podcast_tasks(request: Request) -> PodcastTasks:
     return request.app.state.podcasts
 
 
-def _store(request: Request) -> JobStore:
-    return request.app.state.store
-
-
-def _job(request: Request, job_id: str) -> Job:
-    job = _store(request).get(job_id)
-    if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No research job {job_id!r}.")
-    return job
-
-
 @router.post(
     "/{job_id}/podcast",
     status_code=status.HTTP_202_ACCEPTED,
@@ -76,7 +65,7 @@ def _job(request: Request, job_id: str) -> Job:
 )
 async def start_podcast(job_id: str, request: Request, response: Response) -> PodcastStarted:
     """Start making the report's podcast; follow it in the job's events (`podcast`)."""
-    job = _job(request, job_id)
+    job = find_job(request, job_id)
     if job.status is not JobStatus.DONE or not job.report:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -97,7 +86,7 @@ async def start_podcast(job_id: str, request: Request, response: Response) -> Po
     tasks.start(
         job_id,
         produce_podcast(
-            _store(request),
+            job_store(request),
             job,
             services.runtime,
             settings,
@@ -124,8 +113,8 @@ async def get_podcast(
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:
     """The podcast audio; supports single byte ranges (`Range: bytes=0-1023`)."""
-    _job(request, job_id)
-    found = await asyncio.to_thread(_store(request).get_artifact, job_id, audio_artifact(format))
+    find_job(request, job_id)
+    found = await asyncio.to_thread(job_store(request).get_artifact, job_id, audio_artifact(format))
     if found is None:
         why = await asyncio.to_thread(_missing, request, job_id, format)
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=why)
@@ -139,8 +128,8 @@ async def get_podcast(
 )
 async def get_transcript(job_id: str, request: Request) -> Response:
     """The podcast's lines, one `Speaker: line` each."""
-    _job(request, job_id)
-    found = await asyncio.to_thread(_store(request).get_artifact, job_id, TRANSCRIPT)
+    find_job(request, job_id)
+    found = await asyncio.to_thread(job_store(request).get_artifact, job_id, TRANSCRIPT)
     if found is None:
         why = await asyncio.to_thread(_missing, request, job_id, None)
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=why)
@@ -152,7 +141,7 @@ def _missing(request: Request, job_id: str, fmt: AudioFormat | None) -> str:
     """Why there is nothing to serve yet, and what to do."""
     if podcast_tasks(request).running(job_id):
         return "The podcast is being made; follow the job's events (type podcast)."
-    store = _store(request)
+    store = job_store(request)
     if fmt is not None and store.get_artifact(job_id, audio_artifact(AudioFormat.WAV)):
         return f"The podcast has no {fmt} file: install sox (or ffmpeg), then make it again."
     last = last_podcast_event(store, job_id)

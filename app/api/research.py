@@ -11,11 +11,11 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, 
 from fastapi.responses import PlainTextResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from app.api.lookup import find_job, job_store
 from app.api.podcast import podcast_tasks
 from app.api.schemas import JobList, JobView, PlanReview, Problem, ReportView, ResearchRequest
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import JobStatus
 from app.jobs.runner import JobRunner
-from app.jobs.store import JobStore
 from serving.errors import FawnError
 
 router = APIRouter(prefix="/api/research", tags=["research"])
@@ -24,19 +24,8 @@ _NOT_FOUND = {404: {"model": Problem, "description": "No job with this id."}}
 _CONFLICT = {409: {"model": Problem, "description": "The job is not in a state that allows this."}}
 
 
-def _store(request: Request) -> JobStore:
-    return request.app.state.store
-
-
 def _runner(request: Request) -> JobRunner:
     return request.app.state.runner
-
-
-def _job(request: Request, job_id: str) -> Job:
-    job = _store(request).get(job_id)
-    if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No research job {job_id!r}.")
-    return job
 
 
 @router.post(
@@ -48,7 +37,9 @@ def _job(request: Request, job_id: str) -> Job:
 async def submit_research(body: ResearchRequest, request: Request, response: Response) -> JobView:
     """Queue a research question; follow it through the returned links."""
     request.app.state.services.pressure.admit_job()
-    job = await asyncio.to_thread(_store(request).create, body.question, body.options.model_dump())
+    job = await asyncio.to_thread(
+        job_store(request).create, body.question, body.options.model_dump()
+    )
     _runner(request).submit(job)
     response.headers["Location"] = f"/api/research/{job.id}"
     return JobView.of(job)
@@ -64,7 +55,7 @@ async def list_research_jobs(
 ) -> JobList:
     """Jobs, newest first, filtered by status and text."""
     page = await asyncio.to_thread(
-        _store(request).list, status=status_, text=q, offset=offset, limit=limit
+        job_store(request).list, status=status_, text=q, offset=offset, limit=limit
     )
     return JobList(
         jobs=[JobView.of(j) for j in page.jobs],
@@ -77,7 +68,7 @@ async def list_research_jobs(
 @router.get("/{job_id}", response_model=JobView, responses=_NOT_FOUND)
 async def get_research_job(job_id: str, request: Request) -> JobView:
     """One job: status, plan, sources, timestamps."""
-    return JobView.of(_job(request, job_id))
+    return JobView.of(find_job(request, job_id))
 
 
 @router.get(
@@ -98,7 +89,7 @@ async def get_report(
     job_id: str, request: Request, accept: Annotated[str, Header()] = "text/markdown"
 ) -> Response:
     """The finished report as Markdown, or as JSON with metadata."""
-    job = _job(request, job_id)
+    job = find_job(request, job_id)
     if job.status is not JobStatus.DONE or job.report is None:
         cause = f": {job.error}" if job.error else ""
         raise HTTPException(
@@ -127,12 +118,12 @@ async def stream_job_events(
     ] = 0,
 ) -> EventSourceResponse:
     """Server-Sent Events of the job, replayed after Last-Event-ID, ending when the job ends."""
-    _job(request, job_id)
+    find_job(request, job_id)
     return EventSourceResponse(_follow(request, job_id, last_event_id), ping=15)
 
 
 async def _follow(request: Request, job_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
-    store = _store(request)
+    store = job_store(request)
     while True:
         for event in await asyncio.to_thread(store.events, job_id, after):
             after = event.seq
@@ -150,7 +141,7 @@ async def _follow(request: Request, job_id: str, after: int) -> AsyncIterator[Se
 @router.post("/{job_id}/plan", response_model=JobView, responses={**_NOT_FOUND, **_CONFLICT})
 async def review_plan(job_id: str, body: PlanReview, request: Request) -> JobView:
     """Accept the proposed plan, or replace its steps, while the job awaits review."""
-    job = _job(request, job_id)
+    job = find_job(request, job_id)
     if job.status is not JobStatus.AWAITING_PLAN_REVIEW:
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail=f"The job is {job.status}, not awaiting plan review."
@@ -164,23 +155,23 @@ async def review_plan(job_id: str, body: PlanReview, request: Request) -> JobVie
         await _runner(request).review_plan(job_id, steps)
     except FawnError as exc:  # e.g. the run that asked for the review is in another process
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    return JobView.of(_job(request, job_id))
+    return JobView.of(find_job(request, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, responses={**_NOT_FOUND, **_CONFLICT})
 async def cancel_research_job(job_id: str, request: Request) -> JobView:
     """Cancel a job that has not finished."""
-    job = _job(request, job_id)
+    job = find_job(request, job_id)
     if job.status.is_final:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"The job is already {job.status}.")
     await _runner(request).cancel(job_id)
-    return JobView.of(_job(request, job_id))
+    return JobView.of(find_job(request, job_id))
 
 
 @router.post("/{job_id}/retry", response_model=JobView, responses={**_NOT_FOUND, **_CONFLICT})
 async def retry_research_job(job_id: str, request: Request) -> JobView:
     """Queue a failed or cancelled job again; it resumes from its last completed step."""
-    job = _job(request, job_id)
+    job = find_job(request, job_id)
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -188,7 +179,7 @@ async def retry_research_job(job_id: str, request: Request) -> JobView:
         )
     request.app.state.services.pressure.admit_job()
     job = await asyncio.to_thread(
-        _store(request).update, job_id, status=JobStatus.QUEUED, error=None
+        job_store(request).update, job_id, status=JobStatus.QUEUED, error=None
     )
     _runner(request).submit(job)
     return JobView.of(job)
@@ -197,10 +188,10 @@ async def retry_research_job(job_id: str, request: Request) -> JobView:
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
 async def delete_research_job(job_id: str, request: Request) -> Response:
     """Delete a job, its events and artifacts (cancelling it first if it runs)."""
-    job = _job(request, job_id)
+    job = find_job(request, job_id)
     if not job.status.is_final:
         await _runner(request).cancel(job_id)
     # A finished job may still be making its podcast (the runner's, or one asked for later).
     await podcast_tasks(request).cancel(job_id)
-    await asyncio.to_thread(_store(request).delete, job_id)
+    await asyncio.to_thread(job_store(request).delete, job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

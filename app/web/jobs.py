@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from agents.config import ReportStyle
 from app.api import research
+from app.api.lookup import find_job, job_store
 from app.jobs.models import Job, JobStatus
-from app.jobs.store import JobStore
 from app.web import forms
 from app.web.html import HtmlRoute, error_page, page
 from app.web.podcast import podcast_view
@@ -40,18 +40,6 @@ STATUS_LABELS = {
 LOCALES = ("en-US", "en-GB", "de-DE", "es-ES", "fr-FR", "it-IT", "ja-JP", "pt-BR", "zh-CN")
 
 
-def _store(request: Request) -> JobStore:
-    return request.app.state.store
-
-
-def _job(request: Request, job_id: str) -> Job:
-    """The job; HTTP 404 (an HTML page, through HtmlRoute) if it does not exist."""
-    job = _store(request).get(job_id)
-    if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No research job {job_id!r}.")
-    return job
-
-
 def _ask_page(
     request: Request,
     form: forms.AskForm,
@@ -60,7 +48,7 @@ def _ask_page(
     retry_after_s: int | None = None,
     status_code: int = 200,
 ) -> Response:
-    recent = _store(request).list(limit=RECENT_JOBS).jobs
+    recent = job_store(request).list(limit=RECENT_JOBS).jobs
     headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
     return page(
         request,
@@ -114,7 +102,7 @@ def _job_context(job: Job) -> dict[str, Any]:
 @router.get("/jobs/{job_id}", name="job_page")
 async def job_page(job_id: str, request: Request) -> Response:
     """One job: its status, plan, sources, report and podcast, followed live."""
-    job = await asyncio.to_thread(_job, request, job_id)
+    job = await asyncio.to_thread(find_job, request, job_id)
     view = await asyncio.to_thread(podcast_view, request, job)
     return page(request, "job.html", {**_job_context(job), "podcast": view})
 
@@ -122,7 +110,7 @@ async def job_page(job_id: str, request: Request) -> Response:
 @router.get("/jobs/{job_id}/plan-review", name="plan_review_form")
 async def plan_review_form(job_id: str, request: Request) -> Response:
     """The plan review form alone (for the live page); empty when no review is pending."""
-    job = await asyncio.to_thread(_job, request, job_id)
+    job = await asyncio.to_thread(find_job, request, job_id)
     if job.status is not JobStatus.AWAITING_PLAN_REVIEW or job.plan is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return page(request, "plan_review.html", _job_context(job))
@@ -131,7 +119,7 @@ async def plan_review_form(job_id: str, request: Request) -> Response:
 @router.post("/jobs/{job_id}/plan", name="submit_plan_review")
 async def review_plan(job_id: str, request: Request) -> Response:
     """Accept the plan, or run the edited steps."""
-    job = await asyncio.to_thread(_job, request, job_id)
+    job = await asyncio.to_thread(find_job, request, job_id)
     try:
         review = forms.plan_review(await request.form())
         await research.review_plan(job_id, review, request)
@@ -181,7 +169,7 @@ async def history(
     """Every job, newest first, filtered by text and status."""
     wanted = JobStatus(status_) if status_ in set(JobStatus) else None
     found = await asyncio.to_thread(
-        _store(request).list, status=wanted, text=q or None, offset=offset, limit=HISTORY_PAGE
+        job_store(request).list, status=wanted, text=q or None, offset=offset, limit=HISTORY_PAGE
     )
     return page(
         request,

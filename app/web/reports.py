@@ -16,8 +16,8 @@ from functools import cache
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse
 
+from app.api.lookup import find_job
 from app.jobs.models import Job, JobStatus
-from app.jobs.store import JobStore
 from app.web.html import STATIC_DIR, HtmlRoute, page, templates
 from app.web.pdf import find_chromium, print_pdf
 from app.web.podcast import podcast_view
@@ -28,15 +28,9 @@ REPORT_CSS = STATIC_DIR / "report.css"
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
-def _store(request: Request) -> JobStore:
-    return request.app.state.store
-
-
 def _finished(request: Request, job_id: str) -> Job:
     """The job with its report; 404 for an unknown job, 409 while the report is not ready."""
-    job = _store(request).get(job_id)
-    if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No research job {job_id!r}.")
+    job = find_job(request, job_id)
     if job.status is not JobStatus.DONE or job.report is None:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
