@@ -21,9 +21,7 @@ from pydantic_settings import (
 
 from agents.podcast.settings import TtsSettings
 from serving.pressure import PressureSettings
-from serving.settings import EngineSettings, LLMSettings
-
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+from serving.settings import EngineSettings, GatewaySettings, LLMSettings
 
 
 def default_data_dir() -> Path:
@@ -48,6 +46,7 @@ class Settings(BaseSettings):
     )
     llm: LLMSettings = Field(default_factory=LLMSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     pressure: PressureSettings = Field(default_factory=PressureSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")

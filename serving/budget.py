@@ -48,6 +48,9 @@ class CallClass(StrEnum):
 
 
 DEFERRED_UNDER_PRESSURE = frozenset({CallClass.REPORT, CallClass.TTS})
+# The request header that carries a call's class to the gateway (serving/gateway); a client whose
+# requests lack it gets the gateway's default class.
+CALL_CLASS_HEADER = "x-fawn-class"
 
 
 @dataclass(frozen=True)

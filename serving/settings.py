@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 DEFAULT_BUDGET = 8
+# Binding anywhere else exposes a server to the network, so it needs an API key.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_TIMEOUT_S = 180.0
 
 
@@ -46,3 +48,43 @@ class EngineSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
     startup_timeout_s: float = Field(default=600.0, gt=0)
+
+
+DEFAULT_GATEWAY_PORT = 8100
+# A call the gateway has admitted but not yet sent waits this long for a healthy engine (one
+# being restarted by `fawn serve`) before it is answered 503 with Retry-After.
+DEFAULT_HOLD_S = 60.0
+
+
+class UpstreamSettings(BaseModel):
+    """One vLLM engine behind the gateway."""
+
+    url: str = Field(description="The engine's root or /v1 URL, e.g. http://127.0.0.1:8000.")
+    api_key: str | None = Field(default=None, description="Key the engine expects, if any.")
+    budget: int | None = Field(
+        default=None,
+        gt=0,
+        description="Most calls in flight on this engine; default: its max-num-seqs, else 8.",
+    )
+
+
+class GatewaySettings(BaseModel):
+    """`fawn gateway`: one LLM budget per engine, shared by every client of the engines."""
+
+    upstreams: list[UpstreamSettings] = Field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = Field(default=DEFAULT_GATEWAY_PORT, gt=0, lt=65536)
+    api_key: str | None = Field(
+        default=None, description="Bearer key clients must send; required off loopback."
+    )
+    default_class: str = Field(
+        default="research",
+        description="Call class of a request without the X-Fawn-Class header.",
+    )
+    hold_s: float = Field(
+        default=DEFAULT_HOLD_S,
+        ge=0,
+        description="How long a call waits for a healthy engine before HTTP 503.",
+    )
+    health_interval_s: float = Field(default=2.0, gt=0, description="Seconds between checks.")
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="Largest request.")

@@ -21,8 +21,9 @@ from urllib.parse import quote, urlsplit
 from fastapi import HTTPException, Request, Response, status
 from pydantic import SecretStr
 
-from app.settings import LOOPBACK_HOSTS, Settings
+from app.settings import Settings
 from serving.errors import ConfigError
+from serving.settings import LOOPBACK_HOSTS
 
 SESSION_COOKIE = "fawn_session"
 SESSION_TTL_S = 7 * 24 * 3600

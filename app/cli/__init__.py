@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import api, batch, chat, corpus, doctor, eval, jobs, podcast, research, sandbox, serve
+from app.cli import (
+    api,
+    batch,
+    chat,
+    corpus,
+    doctor,
+    eval,
+    gateway,
+    jobs,
+    podcast,
+    research,
+    sandbox,
+    serve,
+)
 from app.cli.errors import run_cli
 
 app = typer.Typer(
@@ -22,6 +35,7 @@ app.command("doctor")(doctor.doctor)
 app.command("research")(research.research)
 app.command("chat")(chat.chat)
 app.command("api")(api.api)
+app.command("gateway")(gateway.gateway)
 app.command("batch")(batch.batch)
 app.command("podcast")(podcast.podcast)
 
