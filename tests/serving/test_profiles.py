@@ -71,6 +71,14 @@ def test_qwen_profile_serves_one_name_with_hermes_tool_calls(name: str) -> None:
     assert "hermes" in ToolParserManager.list_registered()
 
 
+@pytest.mark.parametrize("name", GPU_PROFILES)
+def test_gpu_profile_orders_its_queue_by_the_gateways_priority(name: str) -> None:
+    args = make_arg_parser(FlexibleArgumentParser()).parse_args(
+        ["--config", str(PROFILES_DIR / f"{name}.yaml")]
+    )
+    assert AsyncEngineArgs.from_cli_args(args).scheduling_policy == "priority"
+
+
 def test_seed_profile_keeps_the_a10_settings() -> None:
     options = load_profile("qwen3-4b-24gb").options
     assert options["model"] == "Qwen/Qwen3-4B-Instruct-2507"
