@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -55,6 +55,9 @@ COMPLETIONS_PATH = "/v1/completions"
 PRIORITY = {call_class: rank for rank, call_class in enumerate(CallClass)}
 # Headers of the engine's answer worth passing on (the rest are hop-by-hop or the gateway's own).
 PASSED_HEADERS = ("content-type", "x-request-id")
+# nginx's code for a client that closed the connection first; nobody reads it, the logs do.
+CLIENT_CLOSED_REQUEST = 499
+T = TypeVar("T")
 
 
 class RequestRejected(Exception):
@@ -273,13 +276,16 @@ class _Gateway:
             admission = await self.pool.admit(call.call_class, call.model, kv_tokens)
             self.metrics.queue_wait.labels(call.call_class.value).observe(admission.slot.waited_s)
             try:
-                upstream = await self._send(admission.engine, call)
+                upstream = await _unless_client_leaves(request, self._send(admission.engine, call))
             except httpx.TransportError as exc:
                 admission.slot.release()
                 self.pool.mark_down(admission.engine, f"{type(exc).__name__}: {exc}")
                 self.metrics.upstream_retries.labels(admission.engine.name).inc()
                 log_event(logger, "upstream_retry", logging.WARNING, attempt=attempt + 1)
                 continue
+            except _ClientLeft:
+                admission.slot.release()
+                return Response(status_code=CLIENT_CLOSED_REQUEST)
             except BaseException:
                 admission.slot.release()
                 raise
@@ -359,24 +365,40 @@ def _streamed(upstream: httpx.Response, admission: Admission) -> StreamingRespon
 
 async def _answered(upstream: httpx.Response, admission: Admission, request: Request) -> Response:
     """Read the whole answer, unless the client leaves first (then the upstream call is closed)."""
-    reading = asyncio.ensure_future(upstream.aread())
-    leaving = asyncio.ensure_future(_disconnected(request))
     try:
-        await asyncio.wait({reading, leaving}, return_when=asyncio.FIRST_COMPLETED)
+        content = await _unless_client_leaves(request, upstream.aread())
+    except _ClientLeft:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    except httpx.HTTPError as exc:
+        raise NoEngineAvailable(f"The engine failed mid-answer ({type(exc).__name__}).", 5) from exc
     finally:
-        leaving.cancel()
-        if not reading.done():
-            reading.cancel()
         admission.slot.release()
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
-    if not reading.done() or reading.cancelled():
-        return Response(status_code=499)
-    try:
-        content = reading.result()
-    except httpx.HTTPError as exc:
-        raise NoEngineAvailable(f"The engine failed mid-answer ({type(exc).__name__}).", 5) from exc
     return _passed_on(upstream, content)
+
+
+class _ClientLeft(Exception):
+    """The client closed its connection before the answer was ready."""
+
+
+async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it (which closes its upstream request) if the client leaves."""
+    task = asyncio.ensure_future(work)
+    leaving = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, leaving}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        leaving.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await task
+        raise _ClientLeft
+    return task.result()
 
 
 async def _disconnected(request: Request) -> None:
