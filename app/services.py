@@ -1,7 +1,9 @@
 """The composition root: from settings to a running engine, its budget, and a research runtime.
 
 Every entry point that needs the model (CLI research and batch, the eval, the API) opens one
-`Services` and shares it, so all of a process's LLM calls pass one budget.
+`Services` and shares it, so all of a process's LLM calls pass one budget. When the engine is
+behind a Fawn gateway (the shared embedded engine always is), the gateway's budget is the one that
+counts, for every process at once, and the process's own budget only passes calls through.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from app.jobs.store import JobStore
 from app.settings import Settings
 from serving.budget import Budget, budget_for_engine
 from serving.endpoint import Endpoint
-from serving.engine import connected_endpoint
+from serving.engine import connected_engine
 from serving.pressure import EngineMetricsSource, GpuSource, PressureMonitor
+
+# More calls than any process makes at once: the gateway's budget is the one that binds.
+PASS_THROUGH_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -37,24 +42,44 @@ def open_services(
     settings: Settings, on_tick: Callable[[float], None] | None = None
 ) -> Iterator[Services]:
     """Connect to (or start) the engine and build the budget, the monitor and the runtime."""
-    with connected_endpoint(
-        settings.llm, settings.engine, models_dir=settings.model_cache, on_tick=on_tick
-    ) as endpoint:
-        pressure = PressureMonitor(
-            [GpuSource(), EngineMetricsSource(endpoint.root_url)], settings.pressure
-        )
-        budget = budget_for_engine(
-            endpoint.root_url,
-            settings.llm,
-            pressure=pressure,
-            engine_max_num_seqs=endpoint.max_num_seqs,
-        )
+    with connected_engine(
+        settings.llm,
+        settings.engine,
+        models_dir=settings.model_cache,
+        data_dir=settings.data_dir,
+        gateway=settings.gateway,
+        pressure=settings.pressure,
+        on_tick=on_tick,
+    ) as connection:
+        endpoint = connection.endpoint
+        # vLLM's own /metrics: behind a gateway, the engines' (the gateway's /metrics are its own).
+        engine_sources = [EngineMetricsSource(url) for url in connection.metrics_urls]
+        pressure = PressureMonitor([GpuSource(), *engine_sources], settings.pressure)
+        if connection.gateway:
+            budget = pass_through_budget()
+        else:
+            budget = budget_for_engine(
+                endpoint.root_url,
+                settings.llm,
+                pressure=pressure,
+                engine_max_num_seqs=endpoint.max_num_seqs,
+            )
         runtime = connect_runtime(endpoint, settings.llm, budget, data_dir=settings.data_dir)
         pressure.start()
         try:
             yield Services(endpoint, budget, pressure, runtime)
         finally:
             pressure.stop()
+
+
+def pass_through_budget() -> Budget:
+    """A budget that admits every call at once, for an engine behind a Fawn gateway.
+
+    The gateway gates every process's calls (by class, KV tokens and memory pressure); a second
+    gate here would split its one budget into per-process shares. This one only counts calls
+    (for the process's own metrics), with no KV admission and no pressure deferral.
+    """
+    return Budget(PASS_THROUGH_LIMIT)
 
 
 def job_runner(

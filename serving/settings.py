@@ -45,9 +45,14 @@ class EngineSettings(BaseModel):
     profile: str | None = Field(
         default=None, description="Profile name; None picks embedded-cpu without a GPU."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, gt=0, lt=65536)
+    host: str = Field(default="127.0.0.1", description="`fawn serve`'s default address.")
+    port: int = Field(default=8000, gt=0, lt=65536, description="`fawn serve`'s default port.")
     startup_timeout_s: float = Field(default=600.0, gt=0)
+    idle_shutdown_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="The data dir's shared embedded engine stops after this long unused.",
+    )
 
 
 DEFAULT_GATEWAY_PORT = 8100

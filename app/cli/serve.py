@@ -2,7 +2,10 @@
 
 `fawn serve` plans the profile against the first GPU before launching and refuses one that does
 not fit, or a GPU profile on a machine without a GPU; `--force` skips that check and leaves the
-verdict to vLLM (the planner is an estimate).
+verdict to vLLM (the planner is an estimate). The engine runs supervised (serving/supervisor.py):
+restarted if it dies, and never left behind when `fawn serve` itself dies. By default it listens
+on a loopback port of its own, behind Fawn's gateway on the public address, which owns the one
+LLM budget every client shares and holds calls while the engine restarts.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from rich.table import Table
 from app.cli.errors import fail
 from app.settings import load_settings
 from serving.embedded_model import prepare_embedded_model
-from serving.engine import default_profile_name, start_engine, wait_until_healthy
+from serving.engine import default_profile_name, free_port, port_answers
 from serving.planner import (
     MemoryPlan,
     PlanDoesNotFit,
@@ -36,6 +39,9 @@ from serving.planner import (
     request_for_profile,
 )
 from serving.profiles import Profile, load_profile
+from serving.settings import UpstreamSettings
+from serving.shared_engine import GatewayThread, gateway_health
+from serving.supervisor import EngineSupervisor
 
 app = typer.Typer(help="Serve the model Fawn talks to.", no_args_is_help=False)
 console = Console()
@@ -47,49 +53,120 @@ def serve(
     profile: str | None = typer.Option(
         None, help="Profile name or YAML path. Default: embedded-cpu without a GPU."
     ),
-    host: str = typer.Option("127.0.0.1", help="Address the engine binds to."),
-    port: int = typer.Option(8000, help="Port the engine listens on."),
+    host: str | None = typer.Option(
+        None, help="Address to serve on (default 127.0.0.1); off loopback needs an API key."
+    ),
+    port: int | None = typer.Option(None, help="Port to serve on (default 8000)."),
     force: bool = typer.Option(
         False, "--force", help="Launch even if the memory planner says it does not fit."
     ),
+    no_gateway: bool = typer.Option(
+        False,
+        "--no-gateway",
+        help="Serve vLLM itself on the port, without Fawn's gateway and its shared budget.",
+    ),
 ) -> None:
-    """Start vLLM on a profile, wait until it is healthy, and run until Ctrl-C.
+    """Start vLLM on a profile behind Fawn's gateway, keep it running, and serve until Ctrl-C.
+
+    Clients use http://HOST:PORT/v1 (FAWN_LLM_BASE_URL). Off loopback the gateway needs
+    FAWN_GATEWAY_API_KEY. A dead engine is restarted; the gateway holds calls meanwhile.
 
     Example: fawn serve --profile qwen3-4b-24gb --port 8000
     """
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings()
+    host = host or settings.engine.host
+    port = port or settings.engine.port
     chosen = load_profile(profile or settings.engine.profile or default_profile_name())
     if not force:
         _check_plan(chosen)
+    _refuse_taken_port(host, port)
+    engine_host, engine_port = (host, port) if no_gateway else ("127.0.0.1", free_port())
+    # Built before the engine starts: it refuses an address off loopback without an API key.
+    gateway = None
+    if not no_gateway:
+        upstream = UpstreamSettings(
+            url=f"http://{engine_host}:{engine_port}", budget=chosen.max_num_seqs
+        )
+        config = settings.gateway.model_copy(
+            update={"upstreams": [upstream], "host": host, "port": port}
+        )
+        gateway = GatewayThread(config, settings.pressure)
+    supervisor = EngineSupervisor.for_profile(
+        chosen,
+        models_dir=settings.model_cache,
+        host=engine_host,
+        port=engine_port,
+        startup_timeout_s=settings.engine.startup_timeout_s,
+    )
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    engine = start_engine(chosen, models_dir=settings.model_cache, host=host, port=port)
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with console.status(f"Starting {chosen.name} ...") as status:
-            wait_until_healthy(
-                engine,
-                settings.engine.startup_timeout_s,
-                on_tick=lambda s: _tick(status, chosen.name, s, stop),
+            supervisor.start(on_tick=lambda s: _tick(status, chosen.name, s, stop))
+            if gateway is not None:
+                gateway.start(healthy=True)
+        if gateway is not None:
+            console.print(
+                f"[green]Serving[/] {chosen.served_model_name} at [bold]{gateway.url}/v1[/] "
+                f"through Fawn's gateway (engine at {supervisor.root_url})"
             )
-        console.print(f"[green]Serving[/] {chosen.served_model_name} at [bold]{engine.base_url}[/]")
+        else:
+            console.print(
+                f"[green]Serving[/] {chosen.served_model_name} at [bold]{supervisor.base_url}[/]"
+            )
         console.print("Press Ctrl-C to stop.")
-        while not stop.wait(1.0):
-            if engine.process.poll() is not None:
-                console.print(f"[red]The engine exited.[/] Log: {engine.log_path}")
-                raise typer.Exit(1)
+        _watch(supervisor, gateway, stop)
     except _Interrupted:
         pass
     finally:
-        engine.stop()
+        if gateway is not None:
+            gateway.stop()
+        supervisor.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.print("Engine stopped.")
+
+
+def _watch(
+    supervisor: EngineSupervisor, gateway: GatewayThread | None, stop: threading.Event
+) -> None:
+    """Say when the engine goes down and is back; exit 1 if it is given up or the gateway dies."""
+    healthy = True
+    while not stop.wait(1.0):
+        if not supervisor.running:
+            console.print(f"[red]The engine is given up.[/] {supervisor.error}")
+            raise typer.Exit(1)
+        if gateway is not None and not gateway.alive:
+            console.print("[red]The gateway stopped.[/]")
+            raise typer.Exit(1)
+        if healthy != supervisor.healthy:
+            healthy = supervisor.healthy
+            console.print(
+                "[green]The engine is back.[/]"
+                if healthy
+                else "[yellow]The engine went down; restarting it.[/]"
+            )
+
+
+def _refuse_taken_port(host: str, port: int) -> None:
+    """Fail before launching anything when something already answers on the public port."""
+    if not port_answers(host, port):
+        return
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    what = (
+        "a Fawn gateway (another `fawn serve`?)"
+        if gateway_health(f"http://{shown}:{port}", timeout_s=2.0)
+        else "another server"
+    )
+    raise fail(
+        f"Port {port} on {host} is taken by {what}. Stop it, or serve on another port with --port."
+    )
 
 
 @app.command()

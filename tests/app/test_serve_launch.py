@@ -1,4 +1,5 @@
-"""`fawn serve` brings the embedded engine up, answers /v1/models, and stops without orphans."""
+"""`fawn serve` brings the embedded engine up behind the gateway, restarts it when it dies, and
+never leaves an engine process behind: not on SIGTERM, not when it is killed itself."""
 
 from __future__ import annotations
 
@@ -7,30 +8,72 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from serving.engine import end_process_group, group_members, port_answers
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.engine
 
 FAWN = Path(sys.executable).with_name("fawn")
+API_SERVER = "vllm.entrypoints.openai.api_server"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def _processes_mentioning(needle: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+        if entry.name.isdigit():
+            cmdline = _cmdline(int(entry.name))
+            if needle in cmdline and "pytest" not in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def _engine_of(serve_pid: int) -> int | None:
+    """The vLLM api_server that `fawn serve` (pid `serve_pid`) runs right now."""
+    for pid in _processes_mentioning(API_SERVER):
         try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (Path("/proc") / str(pid) / "stat").read_text()
         except OSError:
             continue
-        if needle in cmdline and "pytest" not in cmdline:
-            found.append(int(entry.name))
-    return found
+        if int(stat.rsplit(")", 1)[1].split()[1]) == serve_pid:
+            return pid
+    return None
+
+
+def _wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _serve(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(FAWN), "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def _wait_for_models(base_url: str, process: subprocess.Popen[str], timeout_s: float) -> dict:
@@ -47,19 +90,72 @@ def _wait_for_models(base_url: str, process: subprocess.Popen[str], timeout_s: f
     raise AssertionError(f"/v1/models did not answer within {timeout_s} s")
 
 
-def test_serve_starts_embedded_engine_and_sigterm_leaves_no_orphans() -> None:
+def test_serve_restarts_a_killed_engine_and_a_killed_serve_leaves_no_engine() -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [str(FAWN), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    public = f"http://127.0.0.1:{port}"
+    process = _serve("--port", str(port))
+    engines: list[int] = []
+    try:
+        models = _wait_for_models(f"{public}/v1", process, timeout_s=300)
+        assert models["data"][0]["id"] == "smollm2-135m-instruct"
+        health = httpx.get(f"{public}/health", timeout=5).json()
+        assert health["gateway"] == "fawn" and health["status"] == "ok"
+        engine = _engine_of(process.pid)
+        assert engine is not None
+        engines.append(engine)
+        # The engine listens on a loopback port of its own, behind the gateway.
+        assert health["engines"][0]["url"].startswith("http://127.0.0.1:")
+        assert f"--port {port}" not in _cmdline(engine)
+        assert len(group_members(engine)) > 1  # the api_server and vLLM's EngineCore
+
+        # A second `fawn serve` on the taken port fails at once instead of starting an engine.
+        second = subprocess.run(
+            [str(FAWN), "serve", "--port", str(port)], capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"Port {port} on 127.0.0.1 is taken by a Fawn gateway" in second.stderr
+
+        os.kill(engine, signal.SIGKILL)
+        _wait_for(lambda: group_members(engine) == [], 30, "the killed engine's EngineCore to go")
+        _wait_for(
+            lambda: _engine_of(process.pid) not in (None, engine) and _answers(f"{public}/health"),
+            240,
+            "the engine to come back behind the gateway",
+        )
+        restarted = _engine_of(process.pid)
+        assert restarted is not None
+        engines.append(restarted)
+        reply = httpx.post(
+            f"{public}/v1/chat/completions",
+            json={
+                "model": "smollm2-135m-instruct",
+                "messages": [{"role": "user", "content": "Say hi."}],
+                "max_tokens": 4,
+            },
+            timeout=120,
+        )
+        assert reply.status_code == 200, reply.text
+
+        process.kill()  # SIGKILL: no handler runs in `fawn serve`
+        process.wait(timeout=30)
+        _wait_for(lambda: group_members(restarted) == [], 30, "the engine to die with serve")
+        assert not port_answers("127.0.0.1", port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for pgid in engines:
+            end_process_group(pgid)
+
+
+def test_serve_without_gateway_serves_vllm_on_the_port_and_sigterm_leaves_no_orphans() -> None:
+    port = free_port()
+    process = _serve("--no-gateway", "--port", str(port))
     try:
         models = _wait_for_models(f"http://127.0.0.1:{port}/v1", process, timeout_s=300)
         assert models["data"][0]["id"] == "smollm2-135m-instruct"
-        assert _processes_mentioning(f"--port {port}"), "the engine should run as a child"
+        engine = _engine_of(process.pid)
+        assert engine is not None and f"--port {port}" in _cmdline(engine)
+        assert "gateway" not in httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).text
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -69,6 +165,7 @@ def test_serve_starts_embedded_engine_and_sigterm_leaves_no_orphans() -> None:
     assert f"http://127.0.0.1:{port}/v1" in output
     assert "Engine stopped" in output
     assert _processes_mentioning(f"--port {port}") == []
+    assert group_members(engine) == []  # EngineCore too
 
 
 def test_serve_with_unknown_profile_exits_2_with_one_line_error() -> None:
