@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.gateway import gateway_server
 from serving.pressure import PressureSettings
@@ -42,3 +43,14 @@ def running_gateway(*upstreams: str, budget: int | None = None, **options: objec
 def gateway_state(root: str) -> dict[str, object]:
     """The first engine's state as the gateway's /health reports it."""
     return httpx.get(f"{root}/health", timeout=10).json()["engines"][0]
+
+
+def gateway_metric(root: str, name: str) -> float:
+    """The sum of one gateway metric's samples."""
+    text = httpx.get(f"{root}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )

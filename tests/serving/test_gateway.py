@@ -11,7 +11,6 @@ import time
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from serving.budget import CALL_CLASS_HEADER
 from serving.endpoint import Endpoint
@@ -21,7 +20,7 @@ from serving.metrics import scrape_metrics
 from serving.pressure import PressureSettings
 from serving.settings import GatewaySettings, UpstreamSettings
 from tests.conftest import free_port
-from tests.serving.conftest import gateway_state, running_gateway
+from tests.serving.conftest import gateway_metric, gateway_state, running_gateway
 
 pytestmark = pytest.mark.engine
 
@@ -31,17 +30,6 @@ CHAT = "/v1/chat/completions"
 def ask(text: str, max_tokens: int = 8, **extra: object) -> dict[str, object]:
     """A chat completion request body."""
     return {"messages": [{"role": "user", "content": text}], "max_tokens": max_tokens, **extra}
-
-
-def gateway_metric(root: str, name: str) -> float:
-    """The sum of one gateway metric's samples."""
-    text = httpx.get(f"{root}/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    )
 
 
 def test_chat_completions_models_and_tokenize_pass_through(engine: Endpoint) -> None:
