@@ -19,7 +19,12 @@ from ddgs import DDGS
 from ddgs.exceptions import DDGSException
 
 from app.settings import Settings
-from serving.embedded_model import EMBEDDED_MODEL_NAME, embedded_model_dir, find_gguf
+from serving.embedded_model import (
+    EMBEDDED_MODEL_NAME,
+    embedded_model_dir,
+    find_gguf,
+    model_dir_problem,
+)
 from serving.endpoint import discover_endpoint
 from serving.engine import default_profile_name
 from serving.errors import ConfigError, EngineError
@@ -27,6 +32,7 @@ from serving.gpu import GpuReading, read_gpus
 from serving.metrics import EngineMetrics, read_metrics
 from serving.pressure import current_pressure
 from serving.profiles import load_profile
+from serving.shared_engine import engine_dir, gateway_health, live_record
 
 ENDPOINT_TIMEOUT_S = 5.0
 SUBPROCESS_TIMEOUT_S = 60.0
@@ -86,8 +92,16 @@ def _check_on_demand_engine(settings: Settings) -> Check:
     if profile.model != EMBEDDED_MODEL_NAME:
         return Check("engine", Status.OK, f"{started} (model {profile.model})")
     model_dir = embedded_model_dir(settings.model_cache)
-    if model_dir.is_dir():
+    problem = model_dir_problem(model_dir) if model_dir.is_dir() else None
+    if model_dir.is_dir() and problem is None:
         return Check("engine", Status.OK, f"{started}; model ready in {model_dir}")
+    if problem is not None:
+        return Check(
+            "engine",
+            Status.WARN,
+            f"{started}; its converted model is damaged ({problem})",
+            "It is converted again on first use; run `fawn serve prepare` to do it now.",
+        )
     try:
         find_gguf()
     except ConfigError as exc:
@@ -97,6 +111,33 @@ def _check_on_demand_engine(settings: Settings) -> Check:
         Status.WARN,
         f"{started}; its model is converted on first use (~25 s)",
         "Run `fawn serve prepare` to convert it now.",
+    )
+
+
+def check_gate(settings: Settings) -> Check:
+    """Which LLM budget is in force: a Fawn gateway's (every process) or this process's own."""
+    base_url = settings.llm.base_url
+    if not base_url:
+        record = live_record(engine_dir(settings.data_dir))
+        where = f" (running now at {record.gateway_url})" if record else ""
+        return Check(
+            "gate",
+            Status.OK,
+            f"the shared embedded engine's gateway{where}: one budget for every Fawn process "
+            "on this data dir",
+        )
+    health = gateway_health(_root(base_url), timeout_s=ENDPOINT_TIMEOUT_S)
+    if health is not None:
+        engines = health.get("engines") or []
+        budgets = ", ".join(f"{e.get('url')} budget {e.get('budget')}" for e in engines)
+        return Check("gate", Status.OK, f"Fawn's gateway at {base_url} for every client: {budgets}")
+    return Check(
+        "gate",
+        Status.WARN,
+        f"per process: {base_url} is a raw engine, so each Fawn process gates its own calls "
+        f"(FAWN_LLM_BUDGET={settings.llm.budget}) and together they can overrun it",
+        f"Run `fawn gateway --upstream {_root(base_url)}` and point FAWN_LLM_BASE_URL at the "
+        "gateway's /v1 (or start the engine with `fawn serve`, which puts one in front).",
     )
 
 
@@ -132,7 +173,7 @@ def check_kv_cache(settings: Settings) -> Check | None:
     if not settings.llm.base_url:
         return None
     try:
-        metrics = read_metrics(settings.llm.base_url, timeout_s=ENDPOINT_TIMEOUT_S)
+        metrics = read_metrics(_engine_root(settings.llm.base_url), timeout_s=ENDPOINT_TIMEOUT_S)
     except EngineError as exc:
         return Check(
             "kv cache",
@@ -185,9 +226,7 @@ def describe_gpu(gpu: GpuReading) -> str:
 
 def check_pressure(settings: Settings) -> Check:
     """Memory pressure now, by the scheduler's own rule: GPU memory, KV usage, preemptions."""
-    root_url = (
-        settings.llm.base_url.rstrip("/").removesuffix("/v1") if settings.llm.base_url else None
-    )
+    root_url = _engine_root(settings.llm.base_url) if settings.llm.base_url else None
     state = current_pressure(root_url, settings.pressure)
     watched = "the GPU and the engine's /metrics" if root_url else "the GPU"
     if not state.under_pressure:
@@ -264,6 +303,7 @@ def check_web_search(settings: Settings) -> Check:
 
 DEFAULT_CHECKS: tuple[CheckFunction, ...] = (
     check_engine,
+    check_gate,
     check_vllm,
     check_kv_cache,
     check_gpu,
@@ -314,6 +354,17 @@ def _run_quietly(command: list[str]) -> str | None:
 def _is_wav(path: Path) -> bool:
     # A RIFF header is 44 bytes; anything beyond it is audio.
     return path.is_file() and path.stat().st_size > 44 and path.read_bytes()[:4] == b"RIFF"
+
+
+def _root(base_url: str) -> str:
+    return base_url.rstrip("/").removesuffix("/v1")
+
+
+def _engine_root(base_url: str) -> str:
+    """The vLLM server behind `base_url`: the first engine of a Fawn gateway, else itself."""
+    health = gateway_health(_root(base_url), timeout_s=ENDPOINT_TIMEOUT_S)
+    engines = (health or {}).get("engines") or []
+    return str(engines[0]["url"]) if engines else _root(base_url)
 
 
 def _reason(exc: Exception, limit: int = 160) -> str:

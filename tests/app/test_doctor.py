@@ -21,6 +21,7 @@ from app.diagnostics import (
 from app.settings import load_settings
 from serving.endpoint import Endpoint
 from tests.conftest import MODELS_DIR, free_port
+from tests.serving.conftest import running_gateway
 
 FAWN = Path(sys.executable).with_name("fawn")
 
@@ -67,7 +68,22 @@ def test_doctor_against_the_live_engine_shows_model_and_context_length(engine: E
     pressure_row = _row(result.stdout, "pressure")
     assert "ok" in pressure_row and "no memory pressure" in pressure_row
     assert "engine's /metrics" in pressure_row
+    gate_row = _row(result.stdout, "gate")
+    assert "warn" in gate_row and "per process" in gate_row and "fawn gateway" in gate_row
     assert "Fawn is ready" in result.stdout
+
+
+@pytest.mark.engine
+def test_doctor_through_a_gateway_says_the_gateways_budget_is_in_force(engine: Endpoint) -> None:
+    with running_gateway(engine.root_url, budget=3) as gateway:
+        result = _doctor(f"{gateway}/v1")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    gate_row = _row(result.stdout, "gate")
+    assert "ok" in gate_row and "Fawn's gateway" in gate_row and "budget 3" in gate_row
+    # KV cache and pressure are read from the engine behind the gateway.
+    assert "blocks of 128" in _row(result.stdout, "kv cache")
+    assert "no memory pressure" in _row(result.stdout, "pressure")
 
 
 def test_unconfigured_engine_reports_the_embedded_model_ready() -> None:
