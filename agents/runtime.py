@@ -2,7 +2,8 @@
 
 It is the LangGraph run context (`graph.ainvoke(..., context=runtime)`), rebuilt by whoever runs
 or resumes a graph; the checkpointed state holds only data. Tests build one with a scripted chat
-model; `connect_runtime` builds the real one on an engine endpoint.
+model; `connect_runtime` builds the real one on an engine endpoint, whose pooled HTTP clients the
+caller closes with `Runtime.close` when done.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from agents.context import ContextBudget
 from agents.tools.sandbox import SandboxResult, run_python, sandbox_unavailable_reason
 from agents.tools.search import SearchProvider, make_provider
 from serving.budget import Budget, CallClass
-from serving.client import chat_model
+from serving.client import EnginePool, engine_pool
 from serving.endpoint import Endpoint
 from serving.settings import LLMSettings
 from serving.tokens import EngineTokenCounter
@@ -56,29 +57,29 @@ class Runtime:
     context_budget: ContextBudget
     run_code: CodeRunner | None = None
     coder_off_reason: str | None = "No code runner was configured."
+    # The pooled engine clients behind `model_for` (none for a scripted runtime).
+    clients: EnginePool | None = None
+
+    def close(self) -> None:
+        """Close the pooled engine clients, if this runtime has any."""
+        if self.clients is not None:
+            self.clients.close()
+
+    async def aclose(self) -> None:
+        """`close` from inside an event loop, awaiting that loop's own connection pools."""
+        if self.clients is not None:
+            await self.clients.aclose()
 
 
 def connect_runtime(
     endpoint: Endpoint, llm: LLMSettings, budget: Budget, *, data_dir: Path
 ) -> Runtime:
-    """The production runtime: gated chat models on `endpoint`, real search, the sandbox."""
+    """The production runtime: gated chat models on `endpoint`, real search, the sandbox.
 
-    def model_for(
-        call_class: CallClass,
-        *,
-        max_tokens: int,
-        temperature: float | None = None,
-        prompt_tokens: int | None = None,
-    ) -> BaseChatModel:
-        return chat_model(
-            endpoint,
-            llm,
-            budget,
-            call_class,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            prompt_tokens=prompt_tokens,
-        )
+    Its chat models come from the process's one pool for `endpoint` and `budget`; close it with
+    `Runtime.close` when the runtime is done.
+    """
+    clients = engine_pool(endpoint, llm, budget)
 
     @cache
     def search_for(name: SearchProviderName) -> SearchProvider:
@@ -86,9 +87,13 @@ def connect_runtime(
 
     reason = sandbox_unavailable_reason()
     return Runtime(
-        model_for=model_for,
+        model_for=clients.chat_model,
         search_for=search_for,
-        context_budget=ContextBudget(endpoint.max_model_len, EngineTokenCounter(endpoint)),
+        context_budget=ContextBudget(
+            endpoint.max_model_len,
+            EngineTokenCounter(endpoint, client=clients.tokenize_client),
+        ),
         run_code=None if reason else run_python,
         coder_off_reason=reason,
+        clients=clients,
     )

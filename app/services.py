@@ -70,6 +70,7 @@ def open_services(
             yield Services(endpoint, budget, pressure, runtime)
         finally:
             pressure.stop()
+            runtime.close()
 
 
 def pass_through_budget() -> Budget:

@@ -1,9 +1,11 @@
 """httpx transports that put every HTTP call to the engine through the budget gate.
 
-A request takes a slot (sized by its estimated KV footprint) before it is sent and keeps it until
-the response body is read or closed, so a streamed completion holds its slot until the stream
-ends. Connection errors and 5xx answers are retried with exponential backoff while the slot is
-held; 4xx answers and read timeouts are not (resending would only add load).
+A request takes a slot of its call class (the `CALL_CLASS_HEADER` it carries, else the transport's
+default) sized by its estimated KV footprint before it is sent, and keeps it until the response
+body is read or closed, so a streamed completion holds its slot until the stream ends. One
+transport, and so one connection pool, serves every class. Connection errors and 5xx answers are
+retried with exponential backoff while the slot is held; 4xx answers and read timeouts are not
+(resending would only add load).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import logging
 import math
 import random
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
 
-from serving.budget import Budget, CallClass
+from serving.budget import CALL_CLASS_HEADER, Budget, CallClass
 from serving.observability import log_event
 
 logger = logging.getLogger(__name__)
@@ -143,28 +146,33 @@ def _prompt_texts(payload: dict[str, object]) -> Iterator[str]:
 
 
 class GatedAsyncTransport(httpx.AsyncBaseTransport):
-    """An async transport whose every request holds a budget slot of one call class."""
+    """An async transport whose every request holds a budget slot of its call class.
+
+    `default_class` is the class of a request without `CALL_CLASS_HEADER`. The default `inner`
+    keeps one connection pool per event loop (see `PerLoopAsyncTransport`).
+    """
 
     def __init__(
         self,
         budget: Budget,
-        call_class: CallClass,
+        default_class: CallClass,
         *,
         estimate: KvEstimate | None = None,
         retry: RetryPolicy | None = None,
         inner: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._budget = budget
-        self._call_class = call_class
+        self._default_class = default_class
         self._estimate = estimate or KvEstimate()
         self._retry = retry or RetryPolicy()
-        self._inner = inner or httpx.AsyncHTTPTransport(verify=_ssl_context())
+        self._inner = inner or PerLoopAsyncTransport()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Take a slot, send with retries, and release the slot when the body is done."""
+        call_class = _call_class(request, self._default_class)
         body = await request.aread()
         slot = await self._budget.acquire(
-            self._call_class, self._estimate(body, _take_prompt_tokens(request))
+            call_class, self._estimate(body, _take_prompt_tokens(request))
         )
         try:
             response = await self._send(request)
@@ -210,23 +218,24 @@ class GatedTransport(httpx.BaseTransport):
     def __init__(
         self,
         budget: Budget,
-        call_class: CallClass,
+        default_class: CallClass,
         *,
         estimate: KvEstimate | None = None,
         retry: RetryPolicy | None = None,
         inner: httpx.BaseTransport | None = None,
     ) -> None:
         self._budget = budget
-        self._call_class = call_class
+        self._default_class = default_class
         self._estimate = estimate or KvEstimate()
         self._retry = retry or RetryPolicy()
         self._inner = inner or httpx.HTTPTransport(verify=_ssl_context())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Take a slot, send with retries, and release the slot when the body is done."""
+        call_class = _call_class(request, self._default_class)
         body = request.read()
         slot = self._budget.acquire_sync(
-            self._call_class, self._estimate(body, _take_prompt_tokens(request))
+            call_class, self._estimate(body, _take_prompt_tokens(request))
         )
         try:
             response = self._send(request)
@@ -264,6 +273,66 @@ class GatedTransport(httpx.BaseTransport):
     def close(self) -> None:
         """Close the connection pool underneath."""
         self._inner.close()
+
+
+class PerLoopAsyncTransport(httpx.AsyncBaseTransport):
+    """One async connection pool per event loop, behind one transport that any loop may use.
+
+    httpx's pooled connections belong to the loop that opened them: once `asyncio.run` returns,
+    a kept-alive connection from its loop fails the next loop's request with "Event loop is
+    closed" (seen with httpx 0.28). Fawn runs several loops in one process (successive
+    `asyncio.run`s in the CLI, the API server's loop, one loop per async test), so a client
+    shared by all of them keeps a pool per loop. A closed loop's pool is dropped unclosed: its
+    sockets can only be closed through that loop, so garbage collection closes them.
+    """
+
+    def __init__(self, factory: Callable[[], httpx.AsyncBaseTransport] | None = None) -> None:
+        self._factory = factory or (lambda: httpx.AsyncHTTPTransport(verify=_ssl_context()))
+        self._pools: dict[asyncio.AbstractEventLoop, httpx.AsyncBaseTransport] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def pools(self) -> int:
+        """Connection pools held for loops that are still open."""
+        with self._lock:
+            return sum(1 for loop in self._pools if not loop.is_closed())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send on the running loop's pool, opening it on the loop's first request."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._pools = {k: v for k, v in self._pools.items() if not k.is_closed()}
+            pool = self._pools.get(loop)
+            if pool is None:
+                pool = self._pools[loop] = self._factory()
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close the running loop's pool now and the other loops' pools on their own loops."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            pool = self._pools.pop(loop, None)
+        self.close()
+        if pool is not None:
+            await pool.aclose()
+
+    def close(self) -> None:
+        """Close every pool on its own loop, for owners outside any loop (and at exit)."""
+        with self._lock:
+            pools, self._pools = self._pools, {}
+        for loop, pool in pools.items():
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(pool.aclose(), loop)
+
+
+def _call_class(request: httpx.Request, default: CallClass) -> CallClass:
+    """The request's call class; the header is (re)written so the gateway budgets it the same."""
+    try:
+        call_class = CallClass(request.headers.get(CALL_CLASS_HEADER, default))
+    except ValueError:
+        call_class = default
+    request.headers[CALL_CLASS_HEADER] = call_class.value
+    return call_class
 
 
 def _take_prompt_tokens(request: httpx.Request) -> int | None:
