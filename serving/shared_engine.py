@@ -42,14 +42,15 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from serving.engine import STOP_GRACE_S, default_profile_name, free_port
-from serving.errors import EngineStartError
+from serving.errors import EngineStartError, FawnError
 from serving.observability import log_event
 from serving.pressure import PressureSettings
 from serving.profiles import load_profile
 from serving.settings import EngineSettings, GatewaySettings, UpstreamSettings
 from serving.supervisor import EngineSupervisor
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: the host runs this module as __main__.
+logger = logging.getLogger("serving.shared_engine")
 
 HOST_MODULE = "serving.shared_engine"
 RECORD_FILE = "record.json"
@@ -255,16 +256,17 @@ def run_host(spec: HostSpec, directory: Path) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: stop.set())
-    profile = load_profile(spec.engine.profile or default_profile_name())
-    supervisor = EngineSupervisor.for_profile(
-        profile,
-        models_dir=spec.models_dir,
-        log_dir=directory / "engine-log",
-        startup_timeout_s=spec.engine.startup_timeout_s,
-    )
+    supervisor: EngineSupervisor | None = None
     gateway: GatewayThread | None = None
     users = _open_lock(directory / USERS_LOCK)
     try:
+        profile = load_profile(spec.engine.profile or default_profile_name())
+        supervisor = EngineSupervisor.for_profile(
+            profile,
+            models_dir=spec.models_dir,
+            log_dir=directory / "engine-log",
+            startup_timeout_s=spec.engine.startup_timeout_s,
+        )
         supervisor.start(on_tick=lambda _: _raise_if_set(stop))
         gateway = GatewayThread(
             spec.gateway.model_copy(
@@ -292,7 +294,7 @@ def run_host(spec: HostSpec, directory: Path) -> int:
         _write_record(directory, record)
         log_event(logger, "shared_engine_ready", **record.model_dump())
         return _serve_until_idle(spec, directory, supervisor, gateway, users, stop)
-    except EngineStartError as exc:
+    except FawnError as exc:
         log_event(logger, "shared_engine_failed", logging.ERROR, error=str(exc).splitlines()[0])
         print(exc, file=sys.stderr, flush=True)
         return 1
@@ -302,7 +304,8 @@ def run_host(spec: HostSpec, directory: Path) -> int:
         _remove_own_record(directory)
         if gateway is not None:
             gateway.stop()
-        supervisor.stop()
+        if supervisor is not None:
+            supervisor.stop()
         log_event(logger, "shared_engine_host_exit", pid=os.getpid())
         # users.lock and host.lock are released as this process exits, after the engine is gone.
 

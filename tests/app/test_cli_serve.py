@@ -1,8 +1,9 @@
-"""`fawn serve plan` and the launch-time plan check, through the real `fawn` console script."""
+"""`fawn serve plan` and the launch-time checks, through the real `fawn` console script."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from serving.gpu import read_gpus
 from serving.planner import PlanRequest, find_model, plan_memory
+from tests.conftest import free_port
 
 FAWN = Path(sys.executable).with_name("fawn")
 GiB = 2**30
@@ -95,3 +97,17 @@ def test_plan_with_an_unreadable_size_or_no_target_exits_2() -> None:
 def test_serve_refuses_a_gpu_profile_without_a_gpu_before_launching() -> None:
     result = _fawn("serve", "--profile", "qwen3-4b-24gb", "--port", "9")
     _assert_one_line_error(result, "needs an NVIDIA GPU", "--force")
+
+
+def test_serve_off_loopback_without_an_api_key_exits_2_before_launching() -> None:
+    result = _fawn("serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    _assert_one_line_error(result, "off loopback", "FAWN_GATEWAY_API_KEY")
+
+
+def test_serve_on_a_taken_port_exits_2_before_launching() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = _fawn("serve", "--port", str(port))
+    _assert_one_line_error(result, f"Port {port} on 127.0.0.1 is taken", "--port")
