@@ -25,14 +25,14 @@ from serving.embedded_model import (
     find_gguf,
     model_dir_problem,
 )
-from serving.endpoint import discover_endpoint
+from serving.endpoint import discover_endpoint, gateway_health
 from serving.engine import default_profile_name
 from serving.errors import ConfigError, EngineError
 from serving.gpu import GpuReading, read_gpus
 from serving.metrics import EngineMetrics, read_metrics
 from serving.pressure import current_pressure
 from serving.profiles import load_profile
-from serving.shared_engine import engine_dir, gateway_health, live_record
+from serving.shared_engine import engine_dir, live_record
 
 ENDPOINT_TIMEOUT_S = 5.0
 SUBPROCESS_TIMEOUT_S = 60.0

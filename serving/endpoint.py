@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -55,3 +56,23 @@ def discover_endpoint(base_url: str, llm: LLMSettings, timeout_s: float = 10.0) 
         max_model_len=int(chosen.get("max_model_len") or 4096),
         api_key=llm.api_key,
     )
+
+
+def gateway_health(root_url: str, timeout_s: float = 5.0) -> dict[str, Any] | None:
+    """The `/health` body of a Fawn gateway at `root_url`; None if it is not one, or is down.
+
+    A raw vLLM answers /health with an empty body, so this also tells a gateway from an engine.
+    """
+    try:
+        body = httpx.get(f"{root_url.rstrip('/')}/health", timeout=timeout_s).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return body if isinstance(body, dict) and body.get("gateway") == "fawn" else None
+
+
+def gateway_engine_urls(health: dict[str, Any]) -> tuple[str, ...]:
+    """The root URLs of the engines behind a gateway, from its `/health` body."""
+    engines = health.get("engines")
+    if not isinstance(engines, list):
+        return ()
+    return tuple(str(e["url"]) for e in engines if isinstance(e, dict) and e.get("url"))

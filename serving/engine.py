@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from serving.embedded_model import EMBEDDED_MODEL_NAME, prepare_embedded_model
-from serving.endpoint import Endpoint, discover_endpoint
+from serving.endpoint import Endpoint, discover_endpoint, gateway_engine_urls, gateway_health
 from serving.errors import EngineStartError
 from serving.pressure import PressureSettings
 from serving.profiles import EMBEDDED_PROFILE, Profile
@@ -332,11 +332,11 @@ def connected_engine(
     """
     if llm.base_url:
         endpoint = discover_endpoint(llm.base_url, llm)
-        health = _fawn_gateway_health(endpoint.root_url)
+        health = gateway_health(endpoint.root_url)
         if health is None:
             yield EngineConnection(endpoint, gateway=False, metrics_urls=(endpoint.root_url,))
         else:
-            yield EngineConnection(endpoint, gateway=True, metrics_urls=_engine_urls(health))
+            yield EngineConnection(endpoint, gateway=True, metrics_urls=gateway_engine_urls(health))
         return
     # Imported here: the shared engine builds on this module.
     from serving.shared_engine import HostSpec, shared_engine
@@ -373,22 +373,6 @@ def connected_endpoint(
         llm, engine, models_dir=models_dir, data_dir=data_dir, on_tick=on_tick
     ) as connection:
         yield connection.endpoint
-
-
-def _fawn_gateway_health(root_url: str) -> dict[str, object] | None:
-    """The /health body when `root_url` is a Fawn gateway; None for a plain engine."""
-    try:
-        body = httpx.get(f"{root_url}/health", timeout=5.0).json()
-    except (httpx.HTTPError, ValueError):
-        return None  # vLLM answers /health with an empty body
-    return body if isinstance(body, dict) and body.get("gateway") == "fawn" else None
-
-
-def _engine_urls(health: dict[str, object]) -> tuple[str, ...]:
-    engines = health.get("engines")
-    if not isinstance(engines, list):
-        return ()
-    return tuple(str(e["url"]) for e in engines if isinstance(e, dict) and e.get("url"))
 
 
 def default_profile_name() -> str:

@@ -36,11 +36,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from serving.endpoint import gateway_health
 from serving.engine import STOP_GRACE_S, default_profile_name, free_port
 from serving.errors import EngineStartError, FawnError
 from serving.observability import log_event
@@ -48,6 +49,9 @@ from serving.pressure import PressureSettings
 from serving.profiles import load_profile
 from serving.settings import EngineSettings, GatewaySettings, UpstreamSettings
 from serving.supervisor import EngineSupervisor
+
+if TYPE_CHECKING:
+    from serving.gateway import GatewayThread
 
 # Named, not __name__: the host runs this module as __main__.
 logger = logging.getLogger("serving.shared_engine")
@@ -61,7 +65,6 @@ HOST_LOG = "host.log"
 SPEC_FILE = "host-spec.json"
 # A host that finds another live host exits with this code; its client waits for that one.
 EXIT_ANOTHER_HOST = 3
-HEALTH_TIMEOUT_S = 5.0
 HEALTH_ATTEMPTS = 3
 # A host shutting down holds users.lock until its engine is gone (the engine's own stop grace).
 SHUTDOWN_WAIT_S = 2 * STOP_GRACE_S + 60
@@ -256,6 +259,9 @@ def run_host(spec: HostSpec, directory: Path) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda signum, frame: stop.set())
+    # Imported here: the gateway pulls in starlette and uvicorn, which clients do not need.
+    from serving.gateway import GatewayThread
+
     supervisor: EngineSupervisor | None = None
     gateway: GatewayThread | None = None
     users = _open_lock(directory / USERS_LOCK)
@@ -340,77 +346,6 @@ def _serve_until_idle(
             return 0
         fcntl.flock(users, fcntl.LOCK_UN)
     return 0
-
-
-class GatewayThread:
-    """A Fawn gateway served by uvicorn in a thread of this process."""
-
-    def __init__(self, settings: GatewaySettings, pressure: PressureSettings) -> None:
-        # Imported here: the gateway pulls in starlette and uvicorn, which clients do not need.
-        from serving.gateway import gateway_server
-
-        self.settings = settings
-        # Building the server checks the settings (an API key off loopback) before any start.
-        self.server = gateway_server(settings, pressure)
-        self.thread = threading.Thread(target=self.server.run, name="fawn-gateway", daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The gateway's root URL (its OpenAI base URL is this + /v1)."""
-        host = self.settings.host
-        if host in ("0.0.0.0", "::"):
-            host = "127.0.0.1"
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.settings.port}"
-
-    @property
-    def alive(self) -> bool:
-        """Whether the server thread still runs."""
-        return self.thread.is_alive()
-
-    def start(self, timeout_s: float = GATEWAY_START_S, *, healthy: bool = False) -> None:
-        """Serve; wait until it listens (and, if `healthy`, until it sees a healthy engine)."""
-        self.thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not (self.server.started and (not healthy or self._health_ok())):
-            if not self.thread.is_alive():
-                raise EngineStartError(
-                    f"The gateway could not serve on {self.settings.host}:{self.settings.port} "
-                    "(is the port taken?)."
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise EngineStartError(f"The gateway did not start within {timeout_s:.0f} s.")
-            time.sleep(POLL_S)
-
-    def stop(self) -> None:
-        """Stop serving and wait for the thread (calls in flight get a few seconds)."""
-        self.server.should_exit = True
-        if self.thread.is_alive():
-            self.thread.join(timeout=30)
-
-    def busy(self) -> bool:
-        """Whether any call is in flight or queued at the gateway right now."""
-        health = gateway_health(self.url)
-        engines = health.get("engines", []) if health else []
-        return any(
-            int(e.get("in_flight") or 0) + int(e.get("queued") or 0) > 0
-            for e in engines
-            if isinstance(e, dict)
-        )
-
-    def _health_ok(self) -> bool:
-        health = gateway_health(self.url)
-        return bool(health) and health.get("status") == "ok"  # type: ignore[union-attr]
-
-
-def gateway_health(root_url: str, timeout_s: float = HEALTH_TIMEOUT_S) -> dict[str, Any] | None:
-    """The `/health` body of a Fawn gateway at `root_url`; None if it is not one, or is down."""
-    try:
-        response = httpx.get(f"{root_url.rstrip('/')}/health", timeout=timeout_s)
-        body = response.json()
-    except (httpx.HTTPError, ValueError):
-        return None
-    return body if isinstance(body, dict) and body.get("gateway") == "fawn" else None
 
 
 def _gateway_answers(root_url: str) -> bool:

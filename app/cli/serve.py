@@ -23,7 +23,9 @@ from rich.table import Table
 from app.cli.errors import fail
 from app.settings import load_settings
 from serving.embedded_model import prepare_embedded_model
+from serving.endpoint import gateway_health
 from serving.engine import default_profile_name, free_port, port_answers
+from serving.gateway import GatewayThread
 from serving.planner import (
     MemoryPlan,
     PlanDoesNotFit,
@@ -40,7 +42,6 @@ from serving.planner import (
 )
 from serving.profiles import Profile, load_profile
 from serving.settings import UpstreamSettings
-from serving.shared_engine import GatewayThread, gateway_health
 from serving.supervisor import EngineSupervisor
 
 app = typer.Typer(help="Serve the model Fawn talks to.", no_args_is_help=False)

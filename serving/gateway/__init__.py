@@ -9,11 +9,13 @@ metrics.py  Prometheus metrics per engine and per class
 from serving.gateway.app import create_gateway_app, gateway_server
 from serving.gateway.engines import DEFAULT_ENGINE_BUDGET, EnginePool
 from serving.gateway.policy import EnginePolicy, MostFreeRoom
+from serving.gateway.thread import GatewayThread
 
 __all__ = [
     "DEFAULT_ENGINE_BUDGET",
     "EnginePolicy",
     "EnginePool",
+    "GatewayThread",
     "MostFreeRoom",
     "create_gateway_app",
     "gateway_server",

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving.gateway import gateway_server
+from serving.gateway import GatewayThread
 from serving.pressure import PressureSettings
 from serving.settings import GatewaySettings, UpstreamSettings
 from tests.conftest import free_port
@@ -24,20 +22,12 @@ def running_gateway(*upstreams: str, budget: int | None = None, **options: objec
         port=free_port(),
         **options,
     )
-    server = gateway_server(settings, PressureSettings())
-    thread = threading.Thread(target=server.run, name="test-gateway", daemon=True)
-    thread.start()
-    root = f"http://127.0.0.1:{settings.port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("The gateway did not start.")
-        time.sleep(0.05)
+    gateway = GatewayThread(settings, PressureSettings())
+    gateway.start()
     try:
-        yield root
+        yield gateway.url
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        gateway.stop()
 
 
 def gateway_state(root: str) -> dict[str, object]:
@@ -45,12 +35,12 @@ def gateway_state(root: str) -> dict[str, object]:
     return httpx.get(f"{root}/health", timeout=10).json()["engines"][0]
 
 
-def gateway_metric(root: str, name: str) -> float:
-    """The sum of one gateway metric's samples."""
+def gateway_metric(root: str, name: str, **labels: str) -> float:
+    """The sum of one gateway metric's samples (those with `labels`, when given)."""
     text = httpx.get(f"{root}/metrics", timeout=10).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == name
+        if sample.name == name and labels.items() <= sample.labels.items()
     )
