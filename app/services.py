@@ -18,7 +18,7 @@ from app.jobs.podcast import PodcastMaker, PodcastTasks
 from app.jobs.runner import DEFAULT_CONCURRENT_JOBS, LocalJobRunner
 from app.jobs.store import JobStore
 from app.settings import Settings
-from serving.budget import Budget, budget_for_engine
+from serving.budget import DEFAULT_WAIT_TIMEOUT_S, Budget, budget_for_engine
 from serving.endpoint import Endpoint
 from serving.engine import connected_engine
 from serving.pressure import EngineMetricsSource, GpuSource, PressureMonitor
@@ -55,8 +55,12 @@ def open_services(
         # vLLM's own /metrics: behind a gateway, the engines' (the gateway's /metrics are its own).
         engine_sources = [EngineMetricsSource(url) for url in connection.metrics_urls]
         pressure = PressureMonitor([GpuSource(), *engine_sources], settings.pressure)
+        llm = settings.llm
         if connection.gateway:
             budget = pass_through_budget()
+            # A call now waits for its slot inside the HTTP request (in the gateway's queue), so
+            # the per-call timeout must cover that wait as the in-process gate's did.
+            llm = llm.model_copy(update={"timeout_s": llm.timeout_s + DEFAULT_WAIT_TIMEOUT_S})
         else:
             budget = budget_for_engine(
                 endpoint.root_url,
@@ -64,7 +68,7 @@ def open_services(
                 pressure=pressure,
                 engine_max_num_seqs=endpoint.max_num_seqs,
             )
-        runtime = connect_runtime(endpoint, settings.llm, budget, data_dir=settings.data_dir)
+        runtime = connect_runtime(endpoint, llm, budget, data_dir=settings.data_dir)
         pressure.start()
         try:
             yield Services(endpoint, budget, pressure, runtime)

@@ -59,9 +59,16 @@ class RetryPolicy:
     backoff_s: float = 0.5
     max_backoff_s: float = 8.0
 
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before retry number `attempt` (0-based): doubling, with jitter."""
-        return min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+    # A gateway's Retry-After (engine restarting, budget full) is honoured up to this long.
+    max_retry_after_s: float = 60.0
+
+    def delay(self, attempt: int, retry_after_s: float | None = None) -> float:
+        """Seconds to wait before retry number `attempt` (0-based): doubling, with jitter, and
+        at least what the server asked for in Retry-After (capped)."""
+        backoff = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+        if retry_after_s is None:
+            return backoff
+        return max(backoff, min(retry_after_s, self.max_retry_after_s))
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,7 @@ class GatedAsyncTransport(httpx.AsyncBaseTransport):
     async def _send(self, request: httpx.Request) -> httpx.Response:
         for attempt in range(self._retry.retries + 1):
             last = attempt == self._retry.retries
+            retry_after = None
             try:
                 response = await self._inner.handle_async_request(request)
             except RETRYABLE_ERRORS as exc:
@@ -198,9 +206,10 @@ class GatedAsyncTransport(httpx.AsyncBaseTransport):
             else:
                 if response.status_code < 500 or last:
                     return response
+                retry_after = _retry_after(response)
                 await response.aclose()
                 self._note_retry(f"http_{response.status_code}", attempt)
-            await asyncio.sleep(self._retry.delay(attempt))
+            await asyncio.sleep(self._retry.delay(attempt, retry_after))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _note_retry(self, reason: str, attempt: int) -> None:
@@ -252,6 +261,7 @@ class GatedTransport(httpx.BaseTransport):
     def _send(self, request: httpx.Request) -> httpx.Response:
         for attempt in range(self._retry.retries + 1):
             last = attempt == self._retry.retries
+            retry_after = None
             try:
                 response = self._inner.handle_request(request)
             except RETRYABLE_ERRORS as exc:
@@ -261,9 +271,10 @@ class GatedTransport(httpx.BaseTransport):
             else:
                 if response.status_code < 500 or last:
                     return response
+                retry_after = _retry_after(response)
                 response.close()
                 self._note_retry(f"http_{response.status_code}", attempt)
-            time.sleep(self._retry.delay(attempt))
+            time.sleep(self._retry.delay(attempt, retry_after))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _note_retry(self, reason: str, attempt: int) -> None:
@@ -333,6 +344,15 @@ def _call_class(request: httpx.Request, default: CallClass) -> CallClass:
         call_class = default
     request.headers[CALL_CLASS_HEADER] = call_class.value
     return call_class
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The seconds a 503's Retry-After asks for (the delay form; a date is ignored)."""
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
 
 
 def _take_prompt_tokens(request: httpx.Request) -> int | None:

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from serving.budget import CALL_CLASS_HEADER, CallClass
+from serving.budget import CALL_CLASS_HEADER, DEFAULT_WAIT_TIMEOUT_S, CallClass
 from serving.errors import ConfigError
 from serving.gateway.engines import (
     Admission,
@@ -94,7 +94,9 @@ def create_gateway_app(settings: GatewaySettings, pressure: PressureSettings) ->
         )
     default_class = _call_class(settings.default_class, "gateway.default_class")
     engines = [
-        build_engine(upstream, index, budget=None, pressure=pressure, wait_timeout_s=None)
+        build_engine(
+            upstream, index, budget=None, pressure=pressure, wait_timeout_s=DEFAULT_WAIT_TIMEOUT_S
+        )
         for index, upstream in enumerate(settings.upstreams)
     ]
     pool = EnginePool(engines, hold_s=settings.hold_s, health_interval_s=settings.health_interval_s)

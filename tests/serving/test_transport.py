@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 import pytest
@@ -134,6 +135,32 @@ def test_connection_errors_are_retried_by_the_transport() -> None:
         assert client.post(URL, json={}).status_code == 200
     assert len(attempts) == 3
     assert budget.snapshot().total_in_flight == 0
+
+
+def test_a_503_is_retried_no_sooner_than_its_retry_after() -> None:
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(time.monotonic())
+        if len(sent) == 1:
+            return httpx.Response(503, headers={"Retry-After": "0.4"}, json={})
+        return httpx.Response(200, json={})
+
+    transport = GatedTransport(
+        new_budget(),
+        CallClass.RESEARCH,
+        retry=RetryPolicy(retries=2, backoff_s=0.01),
+        inner=httpx.MockTransport(handler),
+    )
+    with httpx.Client(transport=transport) as client:
+        assert client.post(URL, json={}).status_code == 200
+    assert sent[1] - sent[0] >= 0.4
+
+
+def test_a_huge_retry_after_is_capped() -> None:
+    policy = RetryPolicy(backoff_s=0.01, max_retry_after_s=5)
+    assert policy.delay(0, retry_after_s=3600) == 5
+    assert policy.delay(0, retry_after_s=None) <= 0.01
 
 
 async def test_read_timeouts_are_not_retried() -> None:
