@@ -84,7 +84,9 @@ def test_a_sync_call_through_the_factory_moves_the_gate_counters(engine: Endpoin
     registry = CollectorRegistry()
     budget = Budget(GATE_BUDGET, metrics=gate_metrics(registry))
     model = chat_model(engine, LLMSettings(), budget, CallClass.PLAN, max_tokens=16, temperature=0)
-    reply = model.invoke("What is the capital of France?")
+    # A prompt the model answers with a clear lead: on "What is the capital of France?" its
+    # first token is a near-tie that bf16 rounding on vLLM decides against Paris.
+    reply = model.invoke("Name the capital of France.")
     assert "Paris" in str(reply.content)
     assert budget.snapshot().admitted_total == 1
     wait_count = registry.get_sample_value(

@@ -25,7 +25,9 @@ def test_engine_answers_a_chat_completion(engine: Endpoint) -> None:
     client = OpenAI(base_url=engine.base_url, api_key="EMPTY")
     reply = client.chat.completions.create(
         model=engine.model,
-        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        # Not "What is the capital of France?": there the model's first token is a near-tie that
+        # bf16 rounding on vLLM decides against Paris.
+        messages=[{"role": "user", "content": "Name the capital of France."}],
         max_tokens=32,
         temperature=0,
     )
