@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.embedded_model import embedded_model_dir, model_dir_problem
 from serving.engine import end_process_group, group_members
 from serving.errors import EngineStartError
 from serving.pressure import PressureSettings
@@ -168,7 +169,13 @@ def test_a_host_that_stops_answering_is_stopped_and_a_failing_start_says_why(
 
 @pytest.mark.engine
 def test_two_commands_at_once_share_one_engine_that_stops_once_unused(no_host_left: Path) -> None:
-    env = {**os.environ, "FAWN_ENGINE_IDLE_SHUTDOWN_S": "3"}
+    # A fresh data dir through and through: not even the model is converted yet.
+    fresh_models = no_host_left / "models"
+    env = {
+        **os.environ,
+        "FAWN_ENGINE_IDLE_SHUTDOWN_S": "3",
+        "FAWN_MODELS_DIR": str(fresh_models),
+    }
     clients = [
         subprocess.Popen(
             [sys.executable, "-c", CLIENT],
@@ -193,6 +200,8 @@ def test_two_commands_at_once_share_one_engine_that_stops_once_unused(no_host_le
     assert first["budget_limit"] > 1000 and not first["kv_admission"]
     log = (engine_dir(no_host_left) / HOST_LOG).read_text()
     assert log.count("event=shared_engine_ready") == 1, log[-3000:]
+    assert log.count("event=embedded_model_converted") == 1, log[-3000:]
+    assert model_dir_problem(embedded_model_dir(fresh_models)) is None
 
     # Nobody uses it any more: after the idle time the host deletes its record and goes, and
     # its engine with it.
