@@ -15,12 +15,17 @@ import httpx
 import pytest
 
 from serving.engine import end_process_group, group_members, port_answers
+from tests.app.api.conftest import build_corpus
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.engine
 
 FAWN = Path(sys.executable).with_name("fawn")
 API_SERVER = "vllm.entrypoints.openai.api_server"
+BATCH_QUESTIONS = [
+    "Which magazine was started first, Arthur's Magazine or First for Women?",
+    "Were Scott Derrickson and Ed Wood of the same nationality?",
+]
 
 
 def _cmdline(pid: int) -> str:
@@ -90,11 +95,27 @@ def _wait_for_models(base_url: str, process: subprocess.Popen[str], timeout_s: f
     raise AssertionError(f"/v1/models did not answer within {timeout_s} s")
 
 
-def test_serve_restarts_a_killed_engine_and_a_killed_serve_leaves_no_engine() -> None:
+def _batch(public: str, data_dir: Path, hotpotqa: Path) -> subprocess.Popen[str]:
+    """A real `fawn batch` of two questions through the gateway at `public`."""
+    build_corpus(data_dir, hotpotqa)
+    questions = data_dir / "questions.txt"
+    questions.write_text("\n".join(BATCH_QUESTIONS) + "\n")
+    env = {**os.environ, "FAWN_DATA_DIR": str(data_dir), "FAWN_LLM_BASE_URL": f"{public}/v1"}
+    return subprocess.Popen(
+        [str(FAWN), "batch", str(questions), "--out", str(data_dir / "out"), "--max-steps", "1",
+         "--concurrency", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_serve_restarts_a_killed_engine_and_a_killed_serve_leaves_no_engine(
+    tmp_path: Path, hotpotqa_path: Path
+) -> None:
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     process = _serve("--port", str(port))
     engines: list[int] = []
+    batch: subprocess.Popen[str] | None = None
     try:
         models = _wait_for_models(f"{public}/v1", process, timeout_s=300)
         assert models["data"][0]["id"] == "smollm2-135m-instruct"
@@ -115,6 +136,13 @@ def test_serve_restarts_a_killed_engine_and_a_killed_serve_leaves_no_engine() ->
         assert second.returncode == 2, second.stdout + second.stderr
         assert f"Port {port} on 127.0.0.1 is taken by a Fawn gateway" in second.stderr
 
+        # A batch is running when the engine dies: it must still finish, every job done.
+        batch = _batch(public, tmp_path / "batch", hotpotqa_path)
+        _wait_for(
+            lambda: httpx.get(f"{public}/health", timeout=5).json()["engines"][0]["in_flight"],
+            240,
+            "the batch to reach the engine",
+        )
         os.kill(engine, signal.SIGKILL)
         _wait_for(lambda: group_members(engine) == [], 30, "the killed engine's EngineCore to go")
         _wait_for(
@@ -135,12 +163,17 @@ def test_serve_restarts_a_killed_engine_and_a_killed_serve_leaves_no_engine() ->
             timeout=120,
         )
         assert reply.status_code == 200, reply.text
+        _, batch_err = batch.communicate(timeout=900)
+        assert batch.returncode == 0, batch_err
+        assert "0 not done" in " ".join(batch_err.split()), batch_err
 
         process.kill()  # SIGKILL: no handler runs in `fawn serve`
         process.wait(timeout=30)
         _wait_for(lambda: group_members(restarted) == [], 30, "the engine to die with serve")
         assert not port_answers("127.0.0.1", port)
     finally:
+        if batch is not None and batch.poll() is None:
+            batch.kill()
         if process.poll() is None:
             process.kill()
         for pgid in engines:
