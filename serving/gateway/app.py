@@ -42,6 +42,7 @@ from serving.gateway.engines import (
     build_engine,
 )
 from serving.gateway.metrics import GatewayMetrics
+from serving.gateway.policy import EnginePolicy
 from serving.observability import log_event
 from serving.pressure import PressureSettings
 from serving.settings import LOOPBACK_HOSTS, GatewaySettings
@@ -80,8 +81,13 @@ class Call:
     stream: bool
 
 
-def create_gateway_app(settings: GatewaySettings, pressure: PressureSettings) -> Starlette:
-    """The gateway's ASGI app; refuses a bind off loopback without an API key."""
+def create_gateway_app(
+    settings: GatewaySettings, pressure: PressureSettings, policy: EnginePolicy | None = None
+) -> Starlette:
+    """The gateway's ASGI app; refuses a bind off loopback without an API key.
+
+    `policy` picks the engine for each admitted call (default: the one with the most room).
+    """
     if settings.host not in LOOPBACK_HOSTS and not settings.api_key:
         raise ConfigError(
             f"The gateway binds to {settings.host}, off loopback, so it needs an API key: set "
@@ -99,7 +105,9 @@ def create_gateway_app(settings: GatewaySettings, pressure: PressureSettings) ->
         )
         for index, upstream in enumerate(settings.upstreams)
     ]
-    pool = EnginePool(engines, hold_s=settings.hold_s, health_interval_s=settings.health_interval_s)
+    pool = EnginePool(
+        engines, hold_s=settings.hold_s, health_interval_s=settings.health_interval_s, policy=policy
+    )
     gateway = _Gateway(pool, settings, default_class, GatewayMetrics(lambda: pool.engines))
 
     @asynccontextmanager
