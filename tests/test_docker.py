@@ -50,13 +50,20 @@ def _services(**env: str) -> dict:
     return yaml.safe_load(result.stdout)["services"]
 
 
-def test_compose_file_validates_and_wires_the_app_to_a_healthy_engine() -> None:
-    services = _services(FAWN_API_KEY="test-key")
+KEYS = {"FAWN_API_KEY": "test-key", "FAWN_GATEWAY_API_KEY": "gateway-key"}
 
-    vllm, app = services["vllm"], services["app"]
-    assert app["environment"]["FAWN_LLM_BASE_URL"] == "http://vllm:8000/v1"
+
+def test_compose_file_validates_and_wires_the_app_through_the_gateway_to_the_engine() -> None:
+    services = _services(**KEYS)
+
+    vllm, gateway, app = services["vllm"], services["gateway"], services["app"]
+    assert app["environment"]["FAWN_LLM_BASE_URL"] == "http://gateway:8100/v1"
+    assert app["environment"]["FAWN_LLM_API_KEY"] == "gateway-key"
     assert app["environment"]["FAWN_API_KEY"] == "test-key"
-    assert app["depends_on"]["vllm"]["condition"] == "service_healthy"
+    assert app["depends_on"]["gateway"]["condition"] == "service_healthy"
+    assert gateway["command"][:4] == ["fawn", "gateway", "--upstream", "http://vllm:8000"]
+    assert gateway["environment"]["FAWN_GATEWAY_API_KEY"] == "gateway-key"
+    assert gateway["depends_on"]["vllm"]["condition"] == "service_healthy"
     assert "/health" in " ".join(vllm["healthcheck"]["test"])
     devices = vllm["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
@@ -64,16 +71,23 @@ def test_compose_file_validates_and_wires_the_app_to_a_healthy_engine() -> None:
 
 
 def test_fawn_profile_selects_the_profile_the_engine_serves() -> None:
-    services = _services(FAWN_API_KEY="test-key", FAWN_PROFILE="embedded-cpu")
+    services = _services(**KEYS, FAWN_PROFILE="embedded-cpu")
 
     assert services["vllm"]["command"][:2] == ["--config", "/profiles/embedded-cpu.yaml"]
 
 
 def test_compose_refuses_to_start_the_app_without_an_api_key() -> None:
-    result = _config()
+    result = _config(FAWN_GATEWAY_API_KEY="gateway-key")
 
     assert result.returncode != 0
     assert "set FAWN_API_KEY" in result.stderr
+
+
+def test_compose_refuses_to_start_the_gateway_without_its_key() -> None:
+    result = _config(FAWN_API_KEY="test-key")
+
+    assert result.returncode != 0
+    assert "set FAWN_GATEWAY_API_KEY" in result.stderr
 
 
 def test_the_default_profile_is_one_fawn_ships() -> None:
@@ -82,7 +96,7 @@ def test_the_default_profile_is_one_fawn_ships() -> None:
 
 
 def test_the_profiles_mount_is_the_profiles_directory() -> None:
-    services = _services(FAWN_API_KEY="test-key")
+    services = _services(**KEYS)
 
     mounts = [
         v if isinstance(v, str) else f"{v['source']}:{v['target']}"
