@@ -4,7 +4,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := bubblewrap espeak-ng sox chromium chromium-driver docker-compose libsox-fmt-mp3
+APT_PACKAGES := bubblewrap espeak-ng sox chromium chromium-driver docker-compose libsox-fmt-mp3 postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_QUESTION ?= Were Scott Derrickson and Ed Wood of the same nationality?
 

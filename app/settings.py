@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="Bearer key for the API; required off loopback."
     )
+    database_url: str | None = Field(
+        default=None,
+        description="Jobs and checkpoints in Postgres (postgresql://user:password@host:5432/db), "
+        "shared by processes on several machines; unset: SQLite files in the data dir.",
+    )
 
     @property
     def model_cache(self) -> Path:

@@ -1,0 +1,304 @@
+"""The SQLite job store: jobs, their event logs and artifacts in one file (WAL), the default.
+
+One connection guarded by a lock keeps a process's writes ordered; `BEGIN IMMEDIATE` and a busy
+timeout order them with other processes on the same file (`fawn api` and `fawn batch` on one
+data dir). Methods are synchronous and short; async callers may run them in a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from app.jobs.models import Artifact, Job, JobEvent, JobPage, JobStatus
+from app.jobs.rows import (
+    FINAL_STATUSES,
+    JSON_FIELDS,
+    artifact_from_row,
+    event_from_row,
+    job_filter,
+    job_from_row,
+    now,
+    pending_migrations,
+    update_values,
+)
+
+logger = logging.getLogger(__name__)
+# How long a write waits for another process's (a migration included) before giving up.
+BUSY_TIMEOUT_MS = 5000
+
+# The schema, one step a version: MIGRATIONS[0] is version 1. Never edit a released step; append
+# one (and its Postgres twin in postgres_store.py). A step is a script of `;`-ended statements.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the schema of the first release, which had no version table. IF NOT EXISTS lets a file
+    # from that release take it as its version 1 without losing a job.
+    """
+    CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY,
+        question TEXT NOT NULL,
+        options TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT,
+        plan TEXT,
+        sources TEXT NOT NULL DEFAULT '[]',
+        report TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+    CREATE TABLE IF NOT EXISTS events (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    );
+    CREATE TABLE IF NOT EXISTS artifacts (
+        job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (job_id, name)
+    );
+    """,
+)
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+class SqliteJobStore:
+    """Jobs in one SQLite file in WAL mode, safe to share between threads and processes.
+
+    Opening it applies the pending schema migrations; `migrated` lists the versions this open
+    applied (empty when the file was current).
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        # Before anything else, so that opening while another process migrates waits for it.
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self.migrated = self._migrate()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    def schema_version(self) -> int:
+        """The highest migration applied to this file."""
+        with self._lock:
+            return _current_version(self._db)
+
+    def create(self, question: str, options: dict[str, Any]) -> Job:
+        """Queue a new job."""
+        stamp = now().isoformat()
+        with self._transaction() as db:
+            row = db.execute(
+                "INSERT INTO jobs (id, question, options, status, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+                (
+                    uuid.uuid4().hex,
+                    question,
+                    json.dumps(options),
+                    JobStatus.QUEUED.value,
+                    stamp,
+                    stamp,
+                ),
+            ).fetchone()
+        return job_from_row(row)
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or None for an unknown id."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return job_from_row(row) if row else None
+
+    def list(
+        self,
+        *,
+        status: JobStatus | None = None,
+        text: str | None = None,
+        offset: int = 0,
+        limit: int = 20,
+    ) -> JobPage:
+        """Newest first, optionally filtered by status and by text in the question."""
+        clause, params = job_filter(status, text, param="?")
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM jobs {clause}", params).fetchone()[0]
+            rows = self._db.execute(
+                f"SELECT * FROM jobs {clause} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return JobPage(
+            jobs=[job_from_row(r) for r in rows], total=total, offset=offset, limit=limit
+        )
+
+    def update(self, job_id: str, **fields: Any) -> Job:
+        """Change some of a job's fields; a final status also stamps finished_at."""
+        values = {key: _column(key, value) for key, value in update_values(fields).items()}
+        assignments = ", ".join(f"{key} = ?" for key in values)
+        with self._transaction() as db:
+            row = db.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ? RETURNING *",
+                [*values.values(), job_id],
+            ).fetchone()
+        if row is None:
+            raise KeyError(job_id)
+        return job_from_row(row)
+
+    def delete(self, job_id: str) -> bool:
+        """Delete a job with its events and artifacts; False if it did not exist."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
+
+    def unfinished(self) -> list[Job]:
+        """Jobs that are not final, oldest first: what a restarted runner picks up."""
+        marks = ", ".join("?" for _ in FINAL_STATUSES)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM jobs WHERE status NOT IN ({marks}) ORDER BY created_at, id",
+                FINAL_STATUSES,
+            ).fetchall()
+        return [job_from_row(r) for r in rows]
+
+    def append_event(self, job_id: str, type: str, data: dict[str, Any]) -> JobEvent:
+        """Append to the job's event log; seq numbers start at 1 and never repeat.
+
+        Raises KeyError for an unknown job.
+        """
+        with self._transaction() as db:
+            self._require(db, job_id)
+            row = db.execute(
+                "INSERT INTO events (job_id, seq, type, data, created_at)"
+                " SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM events WHERE job_id = ?"
+                " RETURNING *",
+                (job_id, type, json.dumps(data), now().isoformat(), job_id),
+            ).fetchone()
+        return event_from_row(row)
+
+    def events(self, job_id: str, after_seq: int = 0) -> list[JobEvent]:
+        """The job's events after `after_seq` (an SSE client's Last-Event-ID), in order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM events WHERE job_id = ? AND seq > ? ORDER BY seq",
+                (job_id, after_seq),
+            ).fetchall()
+        return [event_from_row(r) for r in rows]
+
+    def put_artifact(self, job_id: str, name: str, media_type: str, data: bytes) -> Artifact:
+        """Store (or replace) a named file produced by the job; KeyError for an unknown job."""
+        with self._transaction() as db:
+            self._require(db, job_id)
+            row = db.execute(
+                "INSERT OR REPLACE INTO artifacts (job_id, name, media_type, data, created_at)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " RETURNING job_id, name, media_type, LENGTH(data) AS size, created_at",
+                (job_id, name, media_type, data, now().isoformat()),
+            ).fetchone()
+        return artifact_from_row(row)
+
+    def get_artifact(self, job_id: str, name: str) -> tuple[Artifact, bytes] | None:
+        """The artifact and its bytes, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT *, LENGTH(data) AS size FROM artifacts WHERE job_id = ? AND name = ?",
+                (job_id, name),
+            ).fetchone()
+        return (artifact_from_row(row), bytes(row["data"])) if row else None
+
+    def artifacts(self, job_id: str) -> list[Artifact]:
+        """The job's artifacts, without their bytes."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id, name, media_type, LENGTH(data) AS size, created_at"
+                " FROM artifacts WHERE job_id = ? ORDER BY name",
+                (job_id,),
+            ).fetchall()
+        return [artifact_from_row(r) for r in rows]
+
+    @staticmethod
+    def _require(db: sqlite3.Connection, job_id: str) -> None:
+        # A clear KeyError rather than the foreign key's IntegrityError, as on Postgres.
+        if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+            raise KeyError(job_id)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading a read.
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> list[int]:
+        """Apply the pending migrations in one transaction; returns the versions applied."""
+        with self._transaction() as db:
+            db.execute(_VERSION_TABLE)
+            steps = pending_migrations(MIGRATIONS, _current_version(db), str(self.path))
+            for version, script in steps:
+                for statement in _statements(script):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, now().isoformat()),
+                )
+        applied = [version for version, _ in steps]
+        if applied:
+            logger.info("job store %s migrated to schema version %d", self.path, applied[-1])
+        return applied
+
+
+def _current_version(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration script, one by one.
+
+    `executescript` would commit the migration's transaction first (and so drop the lock that
+    keeps two processes from migrating at once), so the script runs a statement at a time.
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"Migration script ends in an unfinished statement: {statement!r}")
+
+
+def _column(key: str, value: Any) -> Any:
+    # SQLite has no JSON or timestamp types: both are stored as text.
+    if key in JSON_FIELDS:
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
