@@ -11,6 +11,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from app.jobs.rows import (
 logger = logging.getLogger(__name__)
 # How long a write waits for another process's (a migration included) before giving up.
 BUSY_TIMEOUT_MS = 5000
+WAL_RETRY_S = 0.05
 
 # The schema, one step a version: MIGRATIONS[0] is version 1. Never edit a released step; append
 # one (and its Postgres twin in postgres_store.py). A step is a script of `;`-ended statements.
@@ -98,7 +100,7 @@ class SqliteJobStore:
         self._db.row_factory = sqlite3.Row
         # Before anything else, so that opening while another process migrates waits for it.
         self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self._db)
         self._db.execute("PRAGMA foreign_keys=ON")
         self.migrated = self._migrate()
 
@@ -273,6 +275,24 @@ class SqliteJobStore:
         if applied:
             logger.info("job store %s migrated to schema version %d", self.path, applied[-1])
         return applied
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (a no-op once it is), retrying while another process opens it.
+
+    Switching a new file needs an exclusive lock, and SQLite does not wait for that one (to
+    avoid a deadlock between two readers), so two processes opening a new data dir at once
+    would otherwise see "database is locked".
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_RETRY_S)
 
 
 def _current_version(db: sqlite3.Connection) -> int:
