@@ -12,11 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from agents.graph import sqlite_checkpointer
 from agents.runtime import Runtime, connect_runtime
 from app.jobs.podcast import PodcastMaker, PodcastTasks
 from app.jobs.runner import DEFAULT_CONCURRENT_JOBS, LocalJobRunner
-from app.jobs.store import JobStore
+from app.jobs.store import JobStore, checkpointer_factory
 from app.settings import Settings
 from serving.budget import DEFAULT_WAIT_TIMEOUT_S, Budget, budget_for_engine
 from serving.endpoint import Endpoint
@@ -95,7 +94,7 @@ def job_runner(
     concurrency: int = DEFAULT_CONCURRENT_JOBS,
     podcast_tasks: PodcastTasks | None = None,
 ) -> LocalJobRunner:
-    """The job runner: checkpoints in the data dir, the podcast each job asks for made after,
+    """The job runner: checkpoints beside the job store, the podcast each job asks for made after,
     and pressure changes told to the running jobs.
 
     `podcast_tasks` (the API's) lets podcasts the runner makes count as running there too.
@@ -106,7 +105,7 @@ def job_runner(
     runner = LocalJobRunner(
         store,
         services.runtime,
-        lambda: sqlite_checkpointer(settings.checkpoints_path),
+        checkpointer_factory(settings),
         concurrency=concurrency,
         podcasts=maker,
     )

@@ -13,7 +13,7 @@ from app.api import corpus, health, podcast, research
 from app.api.auth import check_bind_is_safe, require_api_key
 from app.api.errors import install_error_handlers
 from app.jobs.podcast import PodcastTasks
-from app.jobs.store import SqliteJobStore
+from app.jobs.store import open_job_store
 from app.services import job_runner, open_services
 from app.settings import Settings
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         services_context = open_services(settings)
         services = await asyncio.to_thread(services_context.__enter__)
-        store = SqliteJobStore(settings.job_store_path)
+        store = open_job_store(settings)
         podcasts = PodcastTasks()
         runner = job_runner(settings, services, store, podcast_tasks=podcasts)
         app.state.services, app.state.store, app.state.runner = services, store, runner

@@ -29,13 +29,13 @@ def batch(
     """
     from app.jobs.batch import Batch, BatchRow, read_batch
     from app.jobs.models import JobOptions, JobStatus
-    from app.jobs.store import SqliteJobStore
+    from app.jobs.store import open_job_store
     from app.services import job_runner, open_services
 
     settings = load_settings()
     defaults = JobOptions(provider=provider, max_step_num=max_steps, auto_accept_plan=True)
     items = read_batch(file, defaults)
-    store = SqliteJobStore(settings.job_store_path)
+    store = open_job_store(settings)
     work = Batch(items, out, store)
     pending = work.pending()
     console.print(f"{len(items)} questions, {len(items) - len(pending)} already done.")

@@ -12,18 +12,18 @@ from rich.table import Table
 
 from app.cli.errors import fail
 from app.jobs.models import Job, JobStatus
-from app.jobs.store import SqliteJobStore
+from app.jobs.store import JobStore, open_job_store
 from app.settings import load_settings
 
 app = typer.Typer(help="List, inspect, cancel and retry research jobs.", no_args_is_help=True)
 console = Console(highlight=False)
 
 
-def _store() -> SqliteJobStore:
-    return SqliteJobStore(load_settings().job_store_path)
+def _store() -> JobStore:
+    return open_job_store(load_settings())
 
 
-def _job(store: SqliteJobStore, job_id: str) -> Job:
+def _job(store: JobStore, job_id: str) -> Job:
     job = store.get(job_id)
     if job is None:
         raise fail(f"No job {job_id!r}: see `fawn jobs list` for the ids.")
@@ -91,7 +91,7 @@ def retry(
     from app.jobs.models import JobOptions
 
     settings = load_settings()
-    store = SqliteJobStore(settings.job_store_path)
+    store = open_job_store(settings)
     try:
         job = _job(store, job_id)
         if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):

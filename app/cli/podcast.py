@@ -32,7 +32,7 @@ def podcast(
     from agents.podcast import AudioFormat, PodcastProgress, speech_backend
     from app.jobs.models import JobStatus
     from app.jobs.podcast import produce_podcast
-    from app.jobs.store import SqliteJobStore
+    from app.jobs.store import open_job_store
     from app.services import open_services
 
     suffix = out.suffix.lower() if out else ".wav"
@@ -40,8 +40,8 @@ def podcast(
         raise fail(f"--out must end in .wav, .ogg or .mp3, not {suffix or 'nothing'!r}.")
     fmt = AudioFormat(AUDIO_SUFFIXES[suffix])
     settings = load_settings()
-    store_path = settings.job_store_path
-    store = SqliteJobStore(store_path)
+    store = open_job_store(settings)
+    store_path = store.where
     try:
         job = store.get(job_id)
         if job is None:

@@ -133,9 +133,9 @@ def _research_job(
     settings: Settings, question: str, options: JobOptions, *, interactive: bool, out: Path | None
 ) -> None:
     """Store the job, run it to its end with live progress, and deliver what it made."""
-    from app.jobs.store import SqliteJobStore
+    from app.jobs.store import open_job_store
 
-    store = SqliteJobStore(settings.job_store_path)
+    store = open_job_store(settings)
     try:
         job = run_stored_job(
             settings,

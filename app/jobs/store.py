@@ -33,6 +33,8 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 class JobStore(Protocol):
     """Everything the runner and the API need from a job store."""
 
+    where: str  # the database, for messages: a path, or a URL without its password
+
     def create(self, question: str, options: dict[str, Any]) -> Job: ...
     def get(self, job_id: str) -> Job | None: ...
     def list(
