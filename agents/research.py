@@ -5,6 +5,11 @@
 `run_research` drives the graph to the end: events go to `on_event`, a plan review interrupt
 goes to `review_plan` (required unless `auto_accept_plan`). With a persistent checkpointer and
 a `thread_id`, `resume_research` continues an interrupted run from its last completed step.
+
+A caller that cannot wait for a human (a job runner: a review may come days later, from another
+process) uses `start_research` and `continue_research` instead: they stop at the plan review and
+return a `PlanPause`, leaving the run in its checkpoint; `continue_research(review=...)` resumes it
+with the verdict (`Command(resume=...)`), from any process that opens the same checkpointer.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from agents.config import ResearchOptions
 from agents.events import Done, ErrorEvent, ResearchEvent
 from agents.graph import build_graph, checkpoint_serializer
 from agents.llm import Usage
+from agents.nodes.plan_review import REVIEW_KIND
 from agents.runtime import Runtime
 from agents.sources import Source
 from agents.state import Plan, PlanReview, ResearchState, Route
@@ -50,6 +56,13 @@ class ResearchResult(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     wall_s: float
+
+
+class PlanPause(BaseModel):
+    """A run stopped at its plan review; its checkpoint keeps it until the verdict comes."""
+
+    plan: Plan
+    iteration: int = Field(description="Which plan of the run this is (1 for the first).")
 
 
 def initial_state(question: str, options: ResearchOptions) -> ResearchState:
@@ -118,6 +131,52 @@ async def resume_research(
     return await _drive(graph, None, config, runtime, on_event, review_plan)
 
 
+async def start_research(
+    question: str,
+    options: ResearchOptions,
+    runtime: Runtime,
+    checkpointer: BaseCheckpointSaver,
+    thread_id: str,
+    *,
+    on_event: EventSink | None = None,
+) -> ResearchResult | PlanPause:
+    """Research `question` as run `thread_id` until it ends or stops for its plan review."""
+    graph = build_graph(checkpointer)
+    payload = initial_state(question, options)
+    return await _advance(graph, payload, _config(thread_id), runtime, on_event or _ignore)
+
+
+async def continue_research(
+    thread_id: str,
+    runtime: Runtime,
+    checkpointer: BaseCheckpointSaver,
+    *,
+    review: PlanReview | None = None,
+    on_event: EventSink | None = None,
+) -> ResearchResult | PlanPause:
+    """Continue the run `thread_id` from its checkpoint until it ends or stops for a review.
+
+    `review` answers the plan review the run stopped at; without one, a run stopped there stops
+    there again, and any other run continues from its last completed step.
+    """
+    graph = build_graph(checkpointer)
+    config = _config(thread_id)
+    if not (await graph.aget_state(config)).values:
+        raise ConfigError(f"No research run {thread_id!r} is stored in this checkpointer.")
+    payload = None if review is None else Command(resume=review.model_dump(mode="json"))
+    return await _advance(graph, payload, config, runtime, on_event or _ignore)
+
+
+async def paused_for_review(thread_id: str, checkpointer: BaseCheckpointSaver) -> PlanPause | None:
+    """The plan review the stored run `thread_id` stopped at; None if it is not stopped at one."""
+    snapshot = await build_graph(checkpointer).aget_state(_config(thread_id))
+    for pending in snapshot.interrupts:
+        value = pending.value
+        if isinstance(value, dict) and value.get("kind") == REVIEW_KIND:
+            return PlanPause(plan=Plan.model_validate(value["plan"]), iteration=value["iteration"])
+    return None
+
+
 async def _drive(
     graph: CompiledStateGraph,
     payload: ResearchState | Command | None,
@@ -126,23 +185,43 @@ async def _drive(
     on_event: EventSink | None,
     review_plan: PlanReviewer | None,
 ) -> ResearchResult:
-    sink = on_event or (lambda _event: None)
-    started = time.monotonic()
-    try:
-        while True:
-            review = await _stream_until_pause(graph, payload, config, runtime, sink)
-            if review is None:
-                break
+    sink = on_event or _ignore
+    started = time.monotonic()  # the run's wall time includes the reviews' waits
+    while True:
+        outcome = await _advance(graph, payload, config, runtime, sink, started=started)
+        if isinstance(outcome, ResearchResult):
+            return outcome
+        try:
             if review_plan is None:
                 raise ConfigError(
                     "The plan is waiting for review but nobody can answer: pass review_plan, "
                     "or set auto_accept_plan."
                 )
-            verdict = await review_plan(Plan.model_validate(review["plan"]))
-            payload = Command(resume=verdict.model_dump(mode="json"))
+            verdict = await review_plan(outcome.plan)
+        except FawnError as exc:
+            sink(ErrorEvent(message=str(exc), fatal=True))
+            raise
+        payload = Command(resume=verdict.model_dump(mode="json"))
+
+
+async def _advance(
+    graph: CompiledStateGraph,
+    payload: ResearchState | Command | None,
+    config: dict[str, Any],
+    runtime: Runtime,
+    sink: EventSink,
+    *,
+    started: float | None = None,
+) -> ResearchResult | PlanPause:
+    """Run until the graph ends (its result, after a `Done` event) or pauses for plan review."""
+    started = time.monotonic() if started is None else started
+    try:
+        pause = await _stream_until_pause(graph, payload, config, runtime, sink)
     except FawnError as exc:
         sink(ErrorEvent(message=str(exc), fatal=True))
         raise
+    if pause is not None:
+        return PlanPause(plan=Plan.model_validate(pause["plan"]), iteration=pause["iteration"])
     state = (await graph.aget_state(config)).values
     result = result_from_state(state, time.monotonic() - started)
     sink(Done(llm_calls=result.llm_calls, wall_s=result.wall_s))
@@ -166,6 +245,10 @@ async def _stream_until_pause(
         elif "__interrupt__" in chunk:
             pause = chunk["__interrupt__"][0].value
     return pause
+
+
+def _ignore(_event: ResearchEvent) -> None:
+    pass
 
 
 def _config(thread_id: str) -> dict[str, Any]:

@@ -19,9 +19,12 @@ from starlette.routing import Match, Route
 
 from agents.errors import SandboxError, SearchError
 from app.api.schemas import Problem
+from app.jobs.errors import JobConflict, JobNotFound
 from serving.errors import BudgetTimeout, ConfigError, EngineError, FawnError
 
 _STATUS_BY_ERROR: tuple[tuple[type[FawnError], int], ...] = (
+    (JobNotFound, 404),
+    (JobConflict, 409),
     (ConfigError, 400),
     (SearchError, 502),
     (SandboxError, 503),
@@ -49,14 +52,17 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": fields, "errors": errors})
 
 
-def _fawn_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FawnError)
-    status = next((code for kind, code in _STATUS_BY_ERROR if isinstance(exc, kind)), 500)
-    headers = {}
+def fawn_error_status(exc: FawnError) -> tuple[int, dict[str, str]]:
+    """The HTTP status and headers of a Fawn error: one mapping for the API and the pages."""
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
-        status = 503
-        headers["Retry-After"] = str(int(retry_after))
+        return 503, {"Retry-After": str(int(retry_after))}
+    return next((code for kind, code in _STATUS_BY_ERROR if isinstance(exc, kind)), 500), {}
+
+
+def _fawn_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FawnError)
+    status, headers = fawn_error_status(exc)
     return JSONResponse(status_code=status, content={"detail": str(exc)}, headers=headers)
 
 

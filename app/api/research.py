@@ -15,8 +15,8 @@ from app.api.lookup import find_job, job_store
 from app.api.podcast import podcast_tasks
 from app.api.schemas import JobList, JobView, PlanReview, Problem, ReportView, ResearchRequest
 from app.jobs.models import JobStatus
+from app.jobs.review import record_review
 from app.jobs.runner import JobRunner
-from serving.errors import FawnError
 
 router = APIRouter(prefix="/api/research", tags=["research"])
 EVENT_POLL_S = 0.25
@@ -140,22 +140,18 @@ async def _follow(request: Request, job_id: str, after: int) -> AsyncIterator[Se
 
 @router.post("/{job_id}/plan", response_model=JobView, responses={**_NOT_FOUND, **_CONFLICT})
 async def review_plan(job_id: str, body: PlanReview, request: Request) -> JobView:
-    """Accept the proposed plan, or replace its steps, while the job awaits review."""
-    job = find_job(request, job_id)
-    if job.status is not JobStatus.AWAITING_PLAN_REVIEW:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail=f"The job is {job.status}, not awaiting plan review."
-        )
+    """Accept the proposed plan, or replace its steps, while the job awaits review.
+
+    The job resumes from its checkpoint here, whichever process ran it up to the review.
+    """
+    find_job(request, job_id)
     if body.action == "edit" and not body.steps:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, detail="steps: required when action is 'edit'."
         )
-    steps = [s.model_dump() for s in body.steps] if body.action == "edit" and body.steps else None
-    try:
-        await _runner(request).review_plan(job_id, steps)
-    except FawnError as exc:  # e.g. the run that asked for the review is in another process
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
-    return JobView.of(find_job(request, job_id))
+    job = await asyncio.to_thread(record_review, job_store(request), job_id, body.verdict())
+    _runner(request).submit(job)
+    return JobView.of(job)
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, responses={**_NOT_FOUND, **_CONFLICT})

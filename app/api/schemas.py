@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents import state
 from app.jobs.models import Job, JobOptions, JobStatus
 
 
@@ -86,6 +87,13 @@ class PlanReview(BaseModel):
 
     action: Literal["accept", "edit"]
     steps: list[PlanStep] | None = Field(default=None, min_length=1, max_length=10)
+
+    def verdict(self) -> state.PlanReview:
+        """The answer the research run resumes with (steps are ignored when accepting)."""
+        if self.action == "accept" or not self.steps:
+            return state.PlanReview()
+        steps = [state.Step.model_validate(step.model_dump()) for step in self.steps]
+        return state.PlanReview(action="edit", steps=steps)
 
 
 class ReportView(BaseModel):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from app.settings import load_settings
+
+if TYPE_CHECKING:
+    from app.jobs.batch import BatchRow
 
 console = Console(stderr=True, highlight=False)
 
@@ -27,7 +30,7 @@ def batch(
 
     Example: fawn batch questions.txt --out reports/ --concurrency 4
     """
-    from app.jobs.batch import Batch, BatchRow, read_batch
+    from app.jobs.batch import Batch, read_batch
     from app.jobs.models import JobOptions, JobStatus
     from app.jobs.store import open_job_store
     from app.services import job_runner, open_services
@@ -51,11 +54,25 @@ def batch(
 
             def on_done(row: BatchRow) -> None:
                 progress.advance(task)
-                mark = "[green]done[/]" if row.status is JobStatus.DONE else f"[red]{row.status}[/]"
-                progress.console.print(f"{mark} {row.index}: {row.question[:70]}")
+                progress.console.print(f"{_mark(row)} {row.index}: {row.question[:70]}")
 
             rows = asyncio.run(work.run(runner, on_done))
     failed = [row for row in rows if row.status is not JobStatus.DONE]
     console.print(f"Reports and summary.json in {out}; {len(failed)} not done.")
+    if any(row.status is JobStatus.AWAITING_PLAN_REVIEW for row in failed):
+        console.print(
+            "Plans awaiting review: `fawn jobs review ID` for each, then rerun the batch to "
+            "write their reports."
+        )
     if failed:
         raise typer.Exit(1)
+
+
+def _mark(row: BatchRow) -> str:
+    from app.jobs.models import JobStatus
+
+    if row.status is JobStatus.DONE:
+        return "[green]done[/]"
+    if row.status is JobStatus.AWAITING_PLAN_REVIEW:
+        return f"[yellow]awaiting plan review (fawn jobs review {row.job_id})[/]"
+    return f"[red]{row.status}[/]"

@@ -1,4 +1,4 @@
-"""`fawn jobs list | show ID | cancel ID | retry ID`: the jobs in the data dir's job store."""
+"""`fawn jobs list | show ID | review ID | cancel ID | retry ID`: the data dir's job store."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from app.jobs.models import Job, JobStatus
 from app.jobs.store import JobStore, open_job_store
 from app.settings import load_settings
 
-app = typer.Typer(help="List, inspect, cancel and retry research jobs.", no_args_is_help=True)
+app = typer.Typer(
+    help="List, inspect, review, cancel and retry research jobs.", no_args_is_help=True
+)
 console = Console(highlight=False)
 
 
@@ -56,12 +58,58 @@ def show(
     console.print(f"[bold]{job.question}[/]\n{job.id}  {job.status.value}  attempts {job.attempts}")
     if job.error:
         console.print(f"[red]{job.error}[/]")
+    if job.status is JobStatus.AWAITING_PLAN_REVIEW:
+        console.print(f"The plan awaits your review: `fawn jobs review {job.id}`.")
     for number, step in enumerate((job.plan or {}).get("steps", []), 1):
         console.print(f"  step {number}: {step.get('title', '')}")
     for source in job.sources:
         console.print(f"  [{source.get('id')}] {source.get('title')} {source.get('url')}")
     if report and job.report:
         console.print(job.report, markup=False)
+
+
+@app.command()
+def review(
+    job_id: str,
+    accept: Annotated[
+        bool, typer.Option("--accept", help="Accept the plan as it is, without asking.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the report here instead of to stdout.")
+    ] = None,
+) -> None:
+    """Review the plan of a job that awaits it (accept, or type new steps), then research it here.
+
+    Example: fawn jobs review 1a2b3c --accept --out report.md
+    """
+    from agents.state import Plan, PlanReview
+    from app.cli.research import ask_review, deliver, plan_table, run_stored_job
+    from app.jobs.review import record_review
+
+    settings = load_settings()
+    store = _store()
+    try:
+        job = _job(store, job_id)
+        if job.status is not JobStatus.AWAITING_PLAN_REVIEW or job.plan is None:
+            raise fail(f"Job {job_id} is {job.status.value}, not awaiting plan review.")
+        plan = Plan.model_validate(job.plan)
+        console.print(plan_table(plan))
+        if accept:
+            verdict = PlanReview()
+        elif sys.stdin.isatty():
+            verdict = ask_review(plan)
+        else:
+            raise fail("stdin is not a terminal: pass --accept to accept the plan as it is.")
+        # Recorded once the engine answers, so a failed connection leaves the job awaiting.
+        ended = run_stored_job(
+            settings,
+            store,
+            lambda: record_review(store, job_id, verdict),
+            interactive=sys.stdin.isatty(),
+        )
+        deliver(store, ended, out)
+    finally:
+        store.close()
 
 
 @app.command()

@@ -184,45 +184,51 @@ def run_stored_job(
 
 
 async def follow_job(runner: LocalJobRunner, job_id: str, *, interactive: bool) -> None:
-    """Run the job and print its events as the runner logs them, answering plan reviews."""
+    """Run the job and print its events as the runner logs them, answering plan reviews.
+
+    A job's attempt ends at its plan review: in a terminal the review is asked here and the job
+    runs on; otherwise it is left awaiting review (`fawn jobs review ID`).
+    """
+    from agents.state import Plan
+    from app.jobs.review import record_review
+
     store = runner.store
-    job = store.get(job_id)
-    if job is None:
-        raise KeyError(job_id)
-    runner.submit(job)
-    ended = asyncio.ensure_future(runner.wait(job_id))
     after = 0
     while True:
+        job = await asyncio.to_thread(store.get, job_id)
+        if job is None:
+            raise KeyError(job_id)
+        runner.submit(job)
+        after = await _show_until_ended(runner, job_id, after)
+        job = await asyncio.to_thread(store.get, job_id)
+        if not interactive or job is None or job.status is not JobStatus.AWAITING_PLAN_REVIEW:
+            return
+        if job.plan is None:
+            return
+        review = await asyncio.to_thread(ask_review, Plan.model_validate(job.plan))
+        await asyncio.to_thread(record_review, store, job_id, review)
+
+
+async def _show_until_ended(runner: LocalJobRunner, job_id: str, after: int) -> int:
+    """Print the job's events until its task here ends; returns the last event's seq."""
+    ended = asyncio.ensure_future(runner.wait(job_id))
+    while True:
         finished = ended.done()  # read before the events, so the last ones are not missed
-        for event in await asyncio.to_thread(store.events, job_id, after):
+        for event in await asyncio.to_thread(runner.store.events, job_id, after):
             after = event.seq
             show_job_event(event)
-            if interactive and _awaits_review(event):
-                await _review_in_terminal(runner, job_id)
         if finished:
-            return
+            return after
         await asyncio.wait({ended}, timeout=EVENT_POLL_S)
-
-
-def _awaits_review(event: JobEvent) -> bool:
-    return event.type == "status" and event.data.get("status") == JobStatus.AWAITING_PLAN_REVIEW
-
-
-async def _review_in_terminal(runner: LocalJobRunner, job_id: str) -> None:
-    from agents.state import Plan
-
-    job = await asyncio.to_thread(runner.store.get, job_id)
-    if job is None or job.plan is None:
-        return
-    review = await asyncio.to_thread(_ask_review, Plan.model_validate(job.plan))
-    steps = None
-    if review.action == "edit" and review.steps:
-        steps = [step.model_dump(mode="json") for step in review.steps]
-    await runner.review_plan(job_id, steps)
 
 
 def deliver(store: JobStore, job: Job, out: Path | None) -> None:
     """Write the report (and the podcast audio); a failed job exits 2 with its cause."""
+    if job.status is JobStatus.AWAITING_PLAN_REVIEW:
+        raise fail(
+            f"Job {job.id} awaits its plan review: `fawn jobs review {job.id}` shows the plan, "
+            "takes your verdict and researches it."
+        )
     if job.status is not JobStatus.DONE or job.report is None:
         cause = escape(job.error or "no report was made")
         raise fail(
@@ -264,6 +270,10 @@ def show_job_event(event: JobEvent) -> None:
 
     if event.type == "status" and "status" in event.data:
         _show_status_change(event.data)
+    elif event.type == "plan_review":
+        steps = event.data.get("steps") or []
+        edited = event.data.get("action") == "edit"
+        _progress.print(f"[bold]Plan {f'edited: {len(steps)} steps' if edited else 'accepted'}.[/]")
     elif event.type == "podcast":
         message = escape(str(event.data.get("message", "")))
         _progress.print(f"[dim]Podcast ({event.data.get('stage')}): {message}[/]")
@@ -322,7 +332,7 @@ def plan_table(plan: Plan) -> Table:
     return table
 
 
-def _ask_review(plan: Plan) -> PlanReview:
+def ask_review(plan: Plan) -> PlanReview:
     """Ask in the terminal: accept the plan, or type new steps."""
     from agents.state import PlanReview, Step, StepType
 

@@ -118,12 +118,14 @@ class Batch:
         )
 
     def _job_for(self, item: BatchItem) -> Job:
-        """The question's unfinished job from an earlier run, or a new one."""
+        """The question's job from an earlier run (failed ones queued again), or a new one."""
         row = self.rows.get(item.index)
         if row and row.question == item.question:
             job = self.store.get(row.job_id)
-            if job is not None and job.status is not JobStatus.DONE:
-                if job.status.is_final:
+            # A done job without its report file (e.g. reviewed and run by `fawn jobs review`)
+            # only has its report written.
+            if job is not None:
+                if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
                     job = self.store.update(job.id, status=JobStatus.QUEUED, error=None)
                 return job
         job = self.store.create(item.question, item.options.model_dump())

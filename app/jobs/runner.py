@@ -3,6 +3,9 @@
 Each job is a LangGraph thread (thread id = job id) checkpointed in SQLite, so a job interrupted
 by a crash or a restart resumes from its last completed step: nothing done is lost or redone.
 Events go to the job's event log as they happen; the job's status follows the run's phases.
+A job whose plan awaits review ends its attempt at the review: it is stored as
+`awaiting_plan_review` and holds no slot, connection or task until a verdict is recorded
+(app/jobs/review.py) and it is submitted again, here or in any other process.
 A job whose options ask for a podcast gets it right after its report, in the same task: the
 podcast is part of the job's work, but never its outcome (a failed podcast leaves the job done).
 """
@@ -19,11 +22,17 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agents.config import ResearchOptions
 from agents.events import Done, ErrorEvent, Phase, ResearchEvent, Status
-from agents.research import ResearchResult, resume_research, run_research
+from agents.research import (
+    PlanPause,
+    ResearchResult,
+    continue_research,
+    paused_for_review,
+    start_research,
+)
 from agents.runtime import Runtime
-from agents.state import Plan, PlanReview
 from app.jobs.models import Job, JobOptions, JobStatus
 from app.jobs.podcast import PodcastMaker, pending_podcasts, podcast_pending
+from app.jobs.review import pending_review
 from app.jobs.store import JobStore
 from serving.errors import FawnError
 from serving.pressure import PressureState
@@ -35,6 +44,8 @@ _STATUS_BY_PHASE = {
     Phase.RESEARCHING: JobStatus.RESEARCHING,
     Phase.REPORTING: JobStatus.REPORTING,
 }
+# Statuses a resumed run keeps: it continues mid-phase without announcing the phase again.
+_RESUMED_PHASES = frozenset({JobStatus.RESEARCHING, JobStatus.REPORTING})
 # Events that imply a phase without announcing it: a run resumed mid-phase does not announce
 # the phase again.
 _STATUS_BY_EVENT = {
@@ -52,9 +63,6 @@ class JobRunner(Protocol):
 
     async def cancel(self, job_id: str) -> None:
         """Stop a job; it ends as cancelled."""
-
-    async def review_plan(self, job_id: str, steps: list[dict[str, Any]] | None) -> None:
-        """Resume a job awaiting plan review: accept (None) or replace the steps."""
 
 
 class JobCancelled(Exception):
@@ -92,19 +100,32 @@ class LocalJobRunner:
         self._checkpointer = checkpointer
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._reviews: dict[str, asyncio.Future[PlanReview]] = {}
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._under_pressure = False
 
     def submit(self, job: Job) -> None:
-        """Run the job in the background (a no-op if it is already running)."""
-        if job.id in self._tasks:
+        """Run the job in the background (a no-op if it is already running).
+
+        A job awaiting plan review is not run: it waits, without a task, for its verdict.
+        """
+        running = self._tasks.get(job.id)
+        # A task that has just ended (parked at a review) may still be listed: run it again.
+        if running is not None and not running.done():
             return
         self._loop = asyncio.get_running_loop()
         task = self._loop.create_task(self._run(job.id), name=f"job-{job.id}")
         self._tasks[job.id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(job.id, None))
+        task.add_done_callback(lambda done: self._forget(job.id, done))
+
+    def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(job_id) is task:
+            del self._tasks[job_id]
+
+    def is_running(self, job_id: str) -> bool:
+        """Whether this runner has a task for the job (waiting for a slot, or running)."""
+        task = self._tasks.get(job_id)
+        return task is not None and not task.done()
 
     def pressure_changed(self, state: PressureState) -> None:
         """Pressure monitor listener (called from its thread): running jobs hear of the change."""
@@ -131,8 +152,13 @@ class LocalJobRunner:
         """Submit every job a previous process left unfinished; returns their ids.
 
         With a podcast maker, that includes done jobs whose requested podcast was never made.
+        Jobs awaiting plan review are not unfinished work: they wait for their verdict.
         """
-        jobs = self.store.unfinished()
+        jobs = [
+            job
+            for job in self.store.unfinished()
+            if job.status is not JobStatus.AWAITING_PLAN_REVIEW
+        ]
         if self.podcasts is not None:
             jobs += pending_podcasts(self.store)
         for job in jobs:
@@ -147,15 +173,6 @@ class LocalJobRunner:
             return
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-
-    async def review_plan(self, job_id: str, steps: list[dict[str, Any]] | None) -> None:
-        """Answer the plan review the job is waiting for."""
-        waiting = self._reviews.get(job_id)
-        if waiting is None or waiting.done():
-            raise FawnError(f"Job {job_id} is not waiting for a plan review in this process.")
-        review = PlanReview() if steps is None else PlanReview(action="edit", steps=steps)
-        waiting.set_result(review)
-        await asyncio.to_thread(self.store.update, job_id, status=JobStatus.RESEARCHING)
 
     async def shutdown(self) -> None:
         """Stop every running job without marking it: the next process resumes them."""
@@ -174,7 +191,7 @@ class LocalJobRunner:
     async def _run(self, job_id: str) -> None:
         async with self._slots:
             job = self.store.get(job_id)
-            if job is None:
+            if job is None or job.status is JobStatus.AWAITING_PLAN_REVIEW:
                 return
             if not job.status.is_final:
                 await self._attempt(job)
@@ -199,7 +216,10 @@ class LocalJobRunner:
             self._finish(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
             self._log(job_id, ErrorEvent(message=str(exc), fatal=True))
         else:
-            self._complete(job_id, result)
+            if isinstance(result, PlanPause):
+                self._park(job_id, result)
+            else:
+                self._complete(job_id, result)
 
     async def _podcast(self, job_id: str) -> None:
         """Make the podcast the job asked for, if it is done and has none yet."""
@@ -213,41 +233,45 @@ class LocalJobRunner:
         except Exception:
             logger.exception("podcast of job %s crashed", job_id)
 
-    async def _research(self, job: Job) -> ResearchResult:
-        attempts = job.attempts + 1
-        self.store.update(job.id, status=JobStatus.PLANNING, attempts=attempts)
+    async def _research(self, job: Job) -> ResearchResult | PlanPause:
+        """Start, resume or (with its verdict) continue the job's run, up to its end or review."""
         on_event = self._event_sink(job.id)
-        review = self._reviewer(job.id)
         async with self._checkpointer() as saver:
             stored = await saver.aget_tuple({"configurable": {"thread_id": job.id}})
-            if stored is not None:
-                return await resume_research(
-                    job.id, self.runtime, saver, on_event=on_event, review_plan=review
+            if stored is None:
+                self._begin(job, JobStatus.PLANNING)
+                return await start_research(
+                    job.question,
+                    research_options(job.options),
+                    self.runtime,
+                    saver,
+                    job.id,
+                    on_event=on_event,
                 )
-            return await run_research(
-                job.question,
-                research_options(job.options),
-                self.runtime,
-                on_event=on_event,
-                review_plan=review,
-                checkpointer=saver,
-                thread_id=job.id,
+            pause = await paused_for_review(job.id, saver)
+            review = None if pause is None else pending_review(self.store, job.id)
+            if pause is not None and review is None:
+                return pause  # still unanswered (e.g. a cancelled review retried): wait again
+            # A verdict continues the same attempt; anything else is a new one after a crash,
+            # a shutdown or a retry.
+            status = job.status if job.status in _RESUMED_PHASES else JobStatus.PLANNING
+            self._begin(job, status, new_attempt=review is None)
+            return await continue_research(
+                job.id, self.runtime, saver, review=review, on_event=on_event
             )
 
-    def _reviewer(self, job_id: str) -> Callable[[Plan], Any]:
-        async def review(plan: Plan) -> PlanReview:
-            future: asyncio.Future[PlanReview] = asyncio.get_running_loop().create_future()
-            self._reviews[job_id] = future
-            self.store.update(
-                job_id, status=JobStatus.AWAITING_PLAN_REVIEW, plan=plan.model_dump(mode="json")
-            )
-            self.store.append_event(job_id, "status", {"status": JobStatus.AWAITING_PLAN_REVIEW})
-            try:
-                return await future
-            finally:
-                self._reviews.pop(job_id, None)
+    def _begin(self, job: Job, status: JobStatus, *, new_attempt: bool = True) -> None:
+        attempts = job.attempts + 1 if new_attempt else job.attempts
+        self.store.update(job.id, status=status, attempts=attempts)
 
-        return review
+    def _park(self, job_id: str, pause: PlanPause) -> None:
+        """End the attempt at the plan review: the job waits in the store, not in this process."""
+        job = self.store.get(job_id)
+        if job is None or job.status.is_final:
+            return  # cancelled or deleted while it planned
+        plan = pause.plan.model_dump(mode="json")
+        self.store.update(job_id, status=JobStatus.AWAITING_PLAN_REVIEW, plan=plan)
+        self.store.append_event(job_id, "status", {"status": JobStatus.AWAITING_PLAN_REVIEW})
 
     def _event_sink(self, job_id: str) -> Callable[[ResearchEvent], None]:
         def sink(event: ResearchEvent) -> None:

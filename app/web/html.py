@@ -18,6 +18,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from app.api.errors import fawn_error_status
 from serving.errors import FawnError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "web"
@@ -64,7 +65,9 @@ def error_page(
     )
 
 
-def _message(exc: Exception) -> tuple[int, str, Mapping[str, str] | None]:
+def _message(
+    exc: HTTPException | RequestValidationError | FawnError,
+) -> tuple[int, str, Mapping[str, str] | None]:
     if isinstance(exc, HTTPException):
         return exc.status_code, str(exc.detail), exc.headers
     if isinstance(exc, RequestValidationError):
@@ -73,10 +76,8 @@ def _message(exc: Exception) -> tuple[int, str, Mapping[str, str] | None]:
             for e in exc.errors()
         )
         return 422, fields, None
-    retry_after = getattr(exc, "retry_after_s", None)
-    if retry_after is not None:
-        return 503, str(exc), {"Retry-After": str(int(retry_after))}
-    return 500, str(exc), None
+    status_code, headers = fawn_error_status(exc)  # the API's own mapping: pages agree with it
+    return status_code, str(exc), headers
 
 
 class HtmlRoute(APIRoute):

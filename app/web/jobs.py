@@ -18,10 +18,9 @@ from app.api import research
 from app.api.lookup import find_job, job_store
 from app.jobs.models import Job, JobStatus
 from app.web import forms
-from app.web.html import HtmlRoute, error_page, page
+from app.web.html import HtmlRoute, page
 from app.web.podcast import podcast_view
 from app.web.render import render_report
-from serving.errors import FawnError
 from serving.pressure import Overloaded
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
@@ -126,8 +125,6 @@ async def review_plan(job_id: str, request: Request) -> Response:
     except forms.FormError as exc:
         context = {**_job_context(job), "review_error": str(exc)}
         return page(request, "job.html", context, status_code=422)
-    except FawnError as exc:  # the runner no longer waits for this review
-        return error_page(request, status.HTTP_409_CONFLICT, str(exc))
     return _back_to_job(request, job_id)
 
 

@@ -7,7 +7,7 @@
   const root = document.getElementById("job");
   if (!root) return;
   const EVENT_TYPES = [
-    "status", "plan", "step_started", "source_added", "tool_result", "step_done",
+    "status", "plan", "plan_review", "step_started", "source_added", "tool_result", "step_done",
     "report_chunk", "error", "done", "podcast",
   ];
   const FINAL = new Set(["done", "failed", "cancelled"]);
@@ -160,6 +160,12 @@
       const text = "Plan ready: " + count + " step" + (count === 1 ? "" : "s") +
         (data.fallback_reason ? " (fallback: " + data.fallback_reason + ")" : "");
       timeline.append(entry(seq, "ev-plan", text));
+    },
+    plan_review: function (seq, data) {
+      const count = (data.steps || []).length;
+      timeline.append(entry(seq, "ev-review", data.action === "edit"
+        ? "Plan edited: " + count + " step" + (count === 1 ? "" : "s")
+        : "Plan accepted"));
     },
     step_started: function (seq, data) {
       iteration = data.iteration;

@@ -119,13 +119,23 @@ def test_a_blank_question_is_refused_before_any_job(plain_client: TestClient) ->
 
 
 @pytest.mark.engine
-def test_reviewing_a_plan_no_run_here_waits_for_is_a_conflict(plain_client: TestClient) -> None:
+def test_a_review_of_a_job_not_awaiting_one_is_409_and_of_a_deleted_one_404(
+    plain_client: TestClient,
+) -> None:
     store = plain_client.app.state.store
-    job = store.create("Who wrote it?", {})
-    store.update(job.id, status=JobStatus.AWAITING_PLAN_REVIEW)  # as left by another process
+    job = store.create("Who wrote it?", {})  # queued, never run: no plan to review
     response = plain_client.post(f"/api/research/{job.id}/plan", json={"action": "accept"})
     assert response.status_code == 409
-    assert "not waiting for a plan review in this process" in response.json()["detail"]
+    assert response.json()["detail"] == f"Job {job.id} is queued, not awaiting plan review."
+
+    store.update(job.id, status=JobStatus.AWAITING_PLAN_REVIEW)
+    assert plain_client.delete(f"/api/research/{job.id}").status_code == 204
+    response = plain_client.post(f"/api/research/{job.id}/plan", json={"action": "accept"})
+    assert response.status_code == 404
+    assert (
+        plain_client.post("/api/research/nonesuch/plan", json={"action": "accept"}).status_code
+        == 404
+    )
 
 
 def test_the_spec_documents_validation_errors_as_problems(tmp_path: Path) -> None:

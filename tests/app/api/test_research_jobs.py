@@ -80,6 +80,7 @@ def test_plan_review_waits_then_runs_the_edited_steps(client: TestClient) -> Non
         f"/api/research/{job['id']}/plan", json={"action": "edit", "steps": edited}
     )
     assert response.status_code == 200, response.text
+    assert response.json()["status"] == "researching"
     done = wait_for_status(client, job["id"], "done")
     assert [s["title"] for s in done["plan"]["steps"]] == [edited[0]["title"]]
     assert (

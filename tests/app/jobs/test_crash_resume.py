@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -50,6 +50,17 @@ def start_api(data_dir: Path, engine: Endpoint, port: int) -> subprocess.Popen[b
     raise AssertionError("the API did not start")
 
 
+def post_job(port: int, options: dict[str, Any]) -> dict[str, Any]:
+    """Submit QUESTION with `options` to the API on `port`; the job as the API shows it."""
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/api/research",
+        json={"question": QUESTION, "options": options},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
 def wait_for(predicate: Callable[[], T], timeout_s: float = 600, interval_s: float = 0.5) -> T:
     """The first truthy value of `predicate`, polled until `timeout_s`."""
     deadline = time.monotonic() + timeout_s
@@ -69,14 +80,7 @@ def test_killed_runner_resumes_job_with_earlier_sources_and_no_repeated_steps(
     port = free_port()
     api = start_api(tmp_path, engine, port)
     try:
-        job = httpx.post(
-            f"http://127.0.0.1:{port}/api/research",
-            json={
-                "question": QUESTION,
-                "options": {"auto_accept_plan": True, "max_step_num": 2, "enable_coder": False},
-            },
-            timeout=30,
-        ).json()
+        job = post_job(port, {"auto_accept_plan": True, "max_step_num": 2, "enable_coder": False})
         # Crash as soon as one step is done: its work is checkpointed, the rest is not.
         wait_for(lambda: any(e.type == "step_done" for e in store.events(job["id"])))
     finally:

@@ -79,8 +79,14 @@ def test_question_to_reviewed_plan_to_cited_report_through_network_drops(
         drop_and_wait_for_resume(page, proxy)
 
         page.click("#accept-plan")
+        # Reviewed: the page says the research goes on (it used to keep saying it waits).
+        expect(page.locator("#job-status")).not_to_have_text("Waiting for your plan review")
         page.wait_for_selector("#timeline .step", timeout=JOB_TIMEOUT_MS)
         expect(page.locator("#plan-review-form")).to_have_count(0)
+        expect(page.locator("#job-status")).to_have_text(
+            re.compile("^(Researching|Writing the report|Done)$")
+        )
+        expect(page.locator("#timeline .ev-review")).to_have_text("Plan accepted")
 
         # A second drop in the middle of the research.
         drop_and_wait_for_resume(page, proxy)

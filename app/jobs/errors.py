@@ -1,0 +1,25 @@
+"""Errors of a job's life; the API answers them with 404 and 409, the pages and CLI say the same.
+
+    FawnError (serving/errors.py)
+    ├── JobNotFound      no job with this id: never made, or deleted
+    └── JobConflict      the job's status does not allow this (a review it is not awaiting,
+                         a retry of a job that did not fail, a report not written yet)
+
+Both are FawnErrors, so a CLI command shows their message as a clean error.
+"""
+
+from __future__ import annotations
+
+from serving.errors import FawnError
+
+
+class JobNotFound(FawnError):
+    """No job has this id (it was never made, or it was deleted)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"No research job {job_id!r}: check the id (the job list shows them).")
+        self.job_id = job_id
+
+
+class JobConflict(FawnError):
+    """The job is in a status that does not allow what was asked; the message says which."""
