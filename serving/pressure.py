@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
+import httpx
 from pydantic import BaseModel, Field
 
 from serving.errors import EngineError, FawnError
@@ -131,11 +132,13 @@ class EngineMetricsSource:
     def __init__(self, root_url: str, timeout_s: float = 2.0) -> None:
         self.root_url = root_url
         self.timeout_s = timeout_s
+        # One client for every sample: the monitor reads once a second for the process's life.
+        self._client = httpx.Client(trust_env=False)
 
     def read(self) -> PressureSample:
         """Scrape /metrics now; an unreachable engine reads as nothing (it is not pressure)."""
         try:
-            metrics = read_metrics(self.root_url, timeout_s=self.timeout_s)
+            metrics = read_metrics(self.root_url, timeout_s=self.timeout_s, client=self._client)
         except EngineError as exc:
             log_event(logger, "pressure_source_failed", logging.DEBUG, error=exc)
             return PressureSample()

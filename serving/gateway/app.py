@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from serving.budget import CALL_CLASS_HEADER, DEFAULT_WAIT_TIMEOUT_S, CallClass
 from serving.errors import ConfigError
@@ -283,7 +284,14 @@ class _Gateway:
         kv_tokens = KvEstimate(max_model_len=length)(body, prompt_tokens)
         attempts = len(self.pool.engines) + 2
         for attempt in range(attempts):
-            admission = await self.pool.admit(call.call_class, call.model, kv_tokens)
+            try:
+                admission = await _unless_client_leaves(
+                    request,
+                    self.pool.admit(call.call_class, call.model, kv_tokens),
+                    on_late_result=lambda late: late.slot.release(),
+                )
+            except _ClientLeft:
+                return Response(status_code=CLIENT_CLOSED_REQUEST)
             self.metrics.queue_wait.labels(call.call_class.value).observe(admission.slot.waited_s)
             try:
                 upstream = await _unless_client_leaves(request, self._send(admission.engine, call))
@@ -359,18 +367,38 @@ async def _post(engine: Engine, path: str, payload: dict[str, Any]) -> httpx.Res
 def _streamed(upstream: httpx.Response, admission: Admission) -> StreamingResponse:
     """Pass the engine's stream on; the slot is freed when it ends or the client goes away."""
 
-    async def chunks() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.aiter_raw():
-                yield chunk
-        finally:
-            admission.slot.release()
-            # Shielded: a disconnect cancels this generator, and the close must still reach the
-            # engine (closing the connection is what makes vLLM abort the request).
-            with anyio.CancelScope(shield=True):
-                await upstream.aclose()
+    async def finish() -> None:
+        admission.slot.release()
+        # Shielded: a disconnect cancels the response, and the close must still reach the
+        # engine (closing the connection is what makes vLLM abort the request).
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
 
-    return StreamingResponse(chunks(), status_code=upstream.status_code, headers=_headers(upstream))
+    return _FinishingStreamingResponse(
+        upstream.aiter_raw(), finish, status_code=upstream.status_code, headers=_headers(upstream)
+    )
+
+
+class _FinishingStreamingResponse(StreamingResponse):
+    """A streamed response that always runs `finish`, even when the client leaves before the
+    first chunk (then the body iterator never starts, so a `finally` inside it would not run)."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        finish: Callable[[], Awaitable[None]],
+        *,
+        status_code: int,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(content, status_code=status_code, headers=headers)
+        self._finish = finish
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._finish()
 
 
 async def _answered(upstream: httpx.Response, admission: Admission, request: Request) -> Response:
@@ -392,8 +420,13 @@ class _ClientLeft(Exception):
     """The client closed its connection before the answer was ready."""
 
 
-async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it (which closes its upstream request) if the client leaves."""
+async def _unless_client_leaves(
+    request: Request, work: Awaitable[T], on_late_result: Callable[[T], None] | None = None
+) -> T:
+    """Await `work`, cancelling it (which closes its upstream request) if the client leaves.
+
+    `on_late_result` disposes of a result that arrived as the client left (a slot to give back).
+    """
     task = asyncio.ensure_future(work)
     leaving = asyncio.ensure_future(_disconnected(request))
     try:
@@ -405,8 +438,10 @@ async def _unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
         leaving.cancel()
     if not task.done():
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
-            await task
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError, NoEngineAvailable):
+            late = await task
+            if on_late_result is not None:
+                on_late_result(late)
         raise _ClientLeft
     return task.result()
 

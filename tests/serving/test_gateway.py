@@ -186,6 +186,22 @@ async def test_a_client_that_leaves_before_the_answer_frees_its_slot(engine: End
         await wait_for_engine_idle(engine.root_url)
 
 
+async def test_a_client_that_leaves_while_queued_gives_up_its_place(engine: Endpoint) -> None:
+    with running_gateway(engine.root_url, budget=1) as root:
+        async with httpx.AsyncClient(timeout=300) as client:
+            holder = asyncio.create_task(
+                client.post(root + CHAT, json=ask("Tell a long story.", 400, ignore_eos=True))
+            )
+            await wait_for_state(root, in_flight=1)
+            async with httpx.AsyncClient(timeout=1) as impatient:
+                with pytest.raises(httpx.ReadTimeout):
+                    await impatient.post(root + CHAT, json=ask("Hi"))
+            await wait_for_state(root, queued=0, timeout_s=5)
+            assert not holder.done()  # the queue emptied because the client left, not by turn
+            holder.cancel()
+        await wait_for_state(root, in_flight=0, timeout_s=10)
+
+
 async def wait_for_state(root: str, timeout_s: float = 60, **expected: int) -> None:
     """Poll the gateway's /health until its first engine shows `expected` counts."""
     deadline = time.monotonic() + timeout_s
