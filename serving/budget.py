@@ -5,8 +5,9 @@ is known, while the KV tokens reserved by admitted calls (prompt plus max_tokens
 whole blocks) stay within it, so a burst never pushes the engine into preemption. A call larger
 than the whole cache is admitted alone. Waiting calls are served by class, then first come first
 served; no class overtakes a waiting call of a higher class, so a large interactive call cannot
-starve. Under memory pressure (serving/pressure.py) report and TTS calls are deferred and research
-runs at a reduced budget; calls already in flight are never touched.
+starve. An optional interactive reserve keeps slots that only interactive calls may take (the
+gateway keeps one by default). Under memory pressure (serving/pressure.py) report and TTS calls
+are deferred and research runs at a reduced budget; calls already in flight are never touched.
 
 The core is thread-safe: async callers (any event loop) and sync callers share one budget.
 """
@@ -148,10 +149,14 @@ class Budget:
         pressure: PressureMonitor | None = None,
         wait_timeout_s: float | None = DEFAULT_WAIT_TIMEOUT_S,
         metrics: GateMetrics | None = None,
+        interactive_reserve: int = 0,
     ) -> None:
         if limit < 1:
             raise ValueError("The budget must allow at least one call in flight.")
         self.limit = limit
+        # Slots only interactive calls may take, so a person waits for a prefill, not for a
+        # batch call to finish; at least one slot always stays open to every class.
+        self.interactive_reserve = max(0, min(interactive_reserve, limit - 1))
         self.kv_capacity = kv_capacity
         self.wait_timeout_s = wait_timeout_s
         self.metrics = metrics or gate_metrics()
@@ -339,8 +344,13 @@ class Budget:
         call_class = waiter.call_class
         if self._under_pressure and call_class in DEFERRED_UNDER_PRESSURE:
             return _Block.CLASS
-        if sum(self._in_flight.values()) >= self.limit:
+        in_flight = sum(self._in_flight.values())
+        if in_flight >= self.limit:
             return _Block.ALL
+        if call_class is not CallClass.INTERACTIVE and (
+            in_flight >= self.limit - self.interactive_reserve
+        ):
+            return _Block.CLASS
         if (
             self._under_pressure
             and call_class is CallClass.RESEARCH

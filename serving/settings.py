@@ -86,6 +86,12 @@ class GatewaySettings(BaseModel):
         default="research",
         description="Call class of a request without the X-Fawn-Class header.",
     )
+    interactive_reserve: int = Field(
+        default=1,
+        ge=0,
+        description="Slots per engine only interactive calls may take (a person waits for a "
+        "prefill, not for a batch call to end); the rest of the budget serves every class.",
+    )
     hold_s: float = Field(
         default=DEFAULT_HOLD_S,
         ge=0,

@@ -102,7 +102,11 @@ def create_gateway_app(
     default_class = _call_class(settings.default_class, "gateway.default_class")
     engines = [
         build_engine(
-            upstream, index, budget=None, pressure=pressure, wait_timeout_s=DEFAULT_WAIT_TIMEOUT_S
+            upstream,
+            index,
+            pressure=pressure,
+            wait_timeout_s=DEFAULT_WAIT_TIMEOUT_S,
+            interactive_reserve=settings.interactive_reserve,
         )
         for index, upstream in enumerate(settings.upstreams)
     ]

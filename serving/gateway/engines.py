@@ -80,6 +80,7 @@ class Engine:
             "healthy": self.healthy,
             "models": sorted(self.models),
             "budget": snapshot.limit,
+            "interactive_reserve": self.budget.interactive_reserve,
             "in_flight": snapshot.total_in_flight,
             "queued": snapshot.total_queued,
             "kv_capacity_tokens": snapshot.kv_capacity_tokens,
@@ -286,9 +287,9 @@ def build_engine(
     upstream: UpstreamSettings,
     index: int,
     *,
-    budget: int | None,
     pressure: PressureSettings,
     wait_timeout_s: float | None,
+    interactive_reserve: int = 0,
 ) -> Engine:
     """An engine for `upstream`: its budget, its pressure monitor, and a pooled client."""
     root = upstream.url.rstrip("/").removesuffix("/v1")
@@ -296,8 +297,13 @@ def build_engine(
     # engine from budget snapshots (serving/gateway/metrics.py), so one shared series would lie.
     metrics = gate_metrics(CollectorRegistry())
     monitor = PressureMonitor([GpuSource(), EngineMetricsSource(root)], pressure, metrics=metrics)
-    limit = budget or upstream.budget or DEFAULT_ENGINE_BUDGET
-    gate = Budget(limit, pressure=monitor, wait_timeout_s=wait_timeout_s, metrics=metrics)
+    gate = Budget(
+        upstream.budget or DEFAULT_ENGINE_BUDGET,
+        pressure=monitor,
+        wait_timeout_s=wait_timeout_s,
+        metrics=metrics,
+        interactive_reserve=interactive_reserve,
+    )
     headers = {"Authorization": f"Bearer {upstream.api_key}"} if upstream.api_key else {}
     client = httpx.AsyncClient(
         base_url=root, headers=headers, timeout=UPSTREAM_TIMEOUT, trust_env=False

@@ -350,3 +350,26 @@ async def test_gate_metrics_count_queue_and_flight_by_class() -> None:
     assert value("fawn_llm_calls_in_flight", "plan") == 0
     assert value("fawn_llm_calls_queued", "interactive") == 0
     assert value("fawn_llm_queue_wait_seconds_count", "interactive") == 1
+
+
+async def test_the_interactive_reserve_keeps_a_slot_only_interactive_calls_take() -> None:
+    budget = Budget(3, metrics=gate_metrics(CollectorRegistry()), interactive_reserve=1)
+    held = [await budget.acquire(CallClass.RESEARCH) for _ in range(2)]
+    waiting_research = asyncio.create_task(budget.acquire(CallClass.RESEARCH))
+    await wait_until(queued(budget, 1))
+
+    urgent = await asyncio.wait_for(budget.acquire(CallClass.INTERACTIVE), timeout=1)
+    assert budget.snapshot().total_in_flight == 3 and not waiting_research.done()
+
+    urgent.release()
+    assert budget.snapshot().total_queued == 1  # the reserved slot stays for interactive calls
+    held[0].release()
+    (await waiting_research).release()
+    held[1].release()
+    assert budget.snapshot().total_in_flight == 0
+
+
+def test_the_interactive_reserve_always_leaves_one_slot_to_every_class() -> None:
+    budget = Budget(1, metrics=gate_metrics(CollectorRegistry()), interactive_reserve=3)
+    assert budget.interactive_reserve == 0
+    budget.acquire_sync(CallClass.RESEARCH).release()
