@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from serving.engine import EngineProcess, start_engine, wait_until_healthy
+from serving.errors import EngineStartError
 from serving.metrics import scrape_metrics
 from serving.profiles import EMBEDDED_PROFILE, load_profile
 from tests.conftest import MODELS_DIR, free_port
@@ -32,13 +33,29 @@ def launch(port: int) -> EngineProcess:
     )
 
 
+def launch_healthy(port: int | None = None, attempts: int = 3) -> EngineProcess:
+    """An engine that came up; a port taken between choosing and binding it means another try
+    on a fresh one (on a busy machine other processes pick free ports too)."""
+    for attempt in range(attempts):
+        engine = launch(port or free_port())
+        try:
+            wait_until_healthy(engine, timeout_s=600)
+            return engine
+        except EngineStartError as exc:
+            engine.stop()
+            if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+            port = None
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 @pytest.fixture(scope="module")
 def two_engines() -> Iterator[list[EngineProcess]]:
-    """Two engines started together (they share the machine's cores while starting)."""
-    engines = [launch(free_port()), launch(free_port())]
+    """Two engines behind one gateway."""
+    engines: list[EngineProcess] = []
     try:
-        for engine in engines:
-            wait_until_healthy(engine, timeout_s=600)
+        engines.append(launch_healthy())
+        engines.append(launch_healthy())
         yield engines
     finally:
         for engine in engines:
@@ -121,7 +138,7 @@ async def test_a_killed_engine_loses_no_call_and_rejoins_when_back(
             assert gateway_metric(gateway, "fawn_gateway_upstream_retries_total") > 0
             await wait_until(gateway, victim_root, healthy=False, timeout_s=10)
 
-            restarted = launch(port)
+            restarted = launch(port)  # the same port: the gateway knows it by its URL
             two_engines[0] = restarted
             wait_until_healthy(restarted, timeout_s=600)
             await wait_until(gateway, victim_root, healthy=True, timeout_s=30)
