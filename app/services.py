@@ -8,9 +8,11 @@ counts, for every process at once, and the process's own budget only passes call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from agents.runtime import Runtime, connect_runtime
 from app.jobs.podcast import PodcastMaker, PodcastTasks
@@ -24,6 +26,9 @@ from serving.pressure import EngineMetricsSource, GpuSource, PressureMonitor
 
 # More calls than any process makes at once: the gateway's budget is the one that binds.
 PASS_THROUGH_LIMIT = 100_000
+T = TypeVar("T")
+# Hears what connecting is doing ("Connecting to the engine ..."), then None once connected.
+StatusSink = Callable[[str | None], None]
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,31 @@ def open_services(
         finally:
             pressure.stop()
             runtime.close()
+
+
+def run_connected(
+    settings: Settings,
+    work: Callable[[Services], Coroutine[Any, Any, T]],
+    *,
+    on_status: StatusSink | None = None,
+) -> T:
+    """Connect to (or start) the engine, run `work` on its services in an event loop, close.
+
+    The one connect-and-run of the CLI commands: `on_status` hears what connecting is doing
+    (a terminal shows it as a spinner), and None once it is done or has failed.
+    """
+    say = on_status or (lambda _text: None)
+    with ExitStack() as stack:
+        say("Connecting to the engine ...")
+        try:
+            services = stack.enter_context(
+                open_services(
+                    settings, on_tick=lambda s: say(f"Starting the embedded engine ... {s:.0f} s")
+                )
+            )
+        finally:
+            say(None)
+        return asyncio.run(work(services))
 
 
 def pass_through_budget() -> Budget:

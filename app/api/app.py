@@ -13,8 +13,9 @@ from app.api import corpus, health, podcast, research
 from app.api.auth import check_bind_is_safe, require_api_key
 from app.api.errors import install_error_handlers
 from app.jobs.podcast import PodcastTasks
+from app.jobs.service import job_service
 from app.jobs.store import open_job_store
-from app.services import job_runner, open_services
+from app.services import open_services
 from app.settings import Settings
 
 
@@ -23,7 +24,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     On start-up it connects to the engine (starting the embedded one if no base URL is set),
     opens the job store, and resumes the jobs a previous process left unfinished (podcasts
-    included).
+    included; not those awaiting plan review, which wait for their verdict).
     """
     check_bind_is_safe(settings)
 
@@ -33,16 +34,13 @@ def create_app(settings: Settings) -> FastAPI:
         services_context = open_services(settings)
         services = await asyncio.to_thread(services_context.__enter__)
         store = open_job_store(settings)
-        podcasts = PodcastTasks()
-        runner = job_runner(settings, services, store, podcast_tasks=podcasts)
-        app.state.services, app.state.store, app.state.runner = services, store, runner
-        app.state.podcasts = podcasts
-        runner.resume_unfinished()
+        jobs = job_service(settings, services, store, podcast_tasks=PodcastTasks())
+        app.state.services, app.state.store, app.state.jobs = services, store, jobs
+        jobs.resume_unfinished()
         try:
             yield
         finally:
-            await runner.shutdown()
-            await podcasts.shutdown()
+            await jobs.shutdown()
             store.close()
             await asyncio.to_thread(services_context.__exit__, None, None, None)
 

@@ -15,17 +15,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 
-from agents.podcast import AudioFormat, PodcastStage, TtsSettings, speech_backend
-from app.api.lookup import find_job, job_store
+from agents.podcast import AudioFormat, PodcastStage
+from app.api.lookup import find_job, job_service, job_store
 from app.api.schemas import Problem
-from app.jobs.models import JobStatus
-from app.jobs.podcast import (
-    TRANSCRIPT,
-    PodcastTasks,
-    audio_artifact,
-    last_podcast_event,
-    produce_podcast,
-)
+from app.jobs.podcast import TRANSCRIPT, audio_artifact, last_podcast_event
 
 router = APIRouter(prefix="/api/research", tags=["podcast"])
 _BYTES_RANGE = re.compile(r"^(\d*)-(\d*)$")
@@ -48,11 +41,6 @@ class PodcastStarted(BaseModel):
     links: PodcastLinks
 
 
-def podcast_tasks(request: Request) -> PodcastTasks:
-    """The podcasts this app is making (set up in its lifespan, shared with the job runner)."""
-    return request.app.state.podcasts
-
-
 @router.post(
     "/{job_id}/podcast",
     status_code=status.HTTP_202_ACCEPTED,
@@ -65,36 +53,13 @@ def podcast_tasks(request: Request) -> PodcastTasks:
 )
 async def start_podcast(job_id: str, request: Request, response: Response) -> PodcastStarted:
     """Start making the report's podcast; follow it in the job's events (`podcast`)."""
-    job = find_job(request, job_id)
-    if job.status is not JobStatus.DONE or not job.report:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail=f"The report is not done (the job is {job.status}): a podcast needs it.",
-        )
-    tasks = podcast_tasks(request)
+    already_running = await job_service(request).start_podcast(job_id)
     base = f"/api/research/{job_id}"
     links = PodcastLinks(
         audio=f"{base}/podcast", transcript=f"{base}/podcast/transcript", events=f"{base}/events"
     )
     response.headers["Location"] = links.audio
-    if tasks.running(job_id):
-        return PodcastStarted(job_id=job_id, already_running=True, links=links)
-    settings: TtsSettings = request.app.state.settings.tts
-    backend = speech_backend(settings)
-    await backend.check()  # a bad voice or server is a 400 now, not an event later
-    services = request.app.state.services
-    tasks.start(
-        job_id,
-        produce_podcast(
-            job_store(request),
-            job,
-            services.runtime,
-            settings,
-            budget=services.budget,
-            backend=backend,
-        ),
-    )
-    return PodcastStarted(job_id=job_id, already_running=False, links=links)
+    return PodcastStarted(job_id=job_id, already_running=already_running, links=links)
 
 
 @router.get(
@@ -139,7 +104,7 @@ async def get_transcript(job_id: str, request: Request) -> Response:
 
 def _missing(request: Request, job_id: str, fmt: AudioFormat | None) -> str:
     """Why there is nothing to serve yet, and what to do."""
-    if podcast_tasks(request).running(job_id):
+    if job_service(request).podcast_running(job_id):
         return "The podcast is being made; follow the job's events (type podcast)."
     store = job_store(request)
     if fmt is not None and store.get_artifact(job_id, audio_artifact(AudioFormat.WAV)):

@@ -1,4 +1,8 @@
-"""Research job routes: submit, list, follow live, review the plan, read the report, cancel."""
+"""Research job routes: submit, list, follow live, review the plan, read the report, cancel.
+
+Each route hands its request to the job service (app/jobs/service.py), which the pages and the
+CLI use too; its JobNotFound and JobConflict errors are the routes' 404 and 409.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +15,14 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, 
 from fastapi.responses import PlainTextResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from app.api.lookup import find_job, job_store
-from app.api.podcast import podcast_tasks
+from app.api.lookup import find_job, job_service, job_store
 from app.api.schemas import JobList, JobView, PlanReview, Problem, ReportView, ResearchRequest
 from app.jobs.models import JobStatus
-from app.jobs.review import record_review
-from app.jobs.runner import JobRunner
 
 router = APIRouter(prefix="/api/research", tags=["research"])
 EVENT_POLL_S = 0.25
 _NOT_FOUND = {404: {"model": Problem, "description": "No job with this id."}}
 _CONFLICT = {409: {"model": Problem, "description": "The job is not in a state that allows this."}}
-
-
-def _runner(request: Request) -> JobRunner:
-    return request.app.state.runner
 
 
 @router.post(
@@ -36,11 +33,7 @@ def _runner(request: Request) -> JobRunner:
 )
 async def submit_research(body: ResearchRequest, request: Request, response: Response) -> JobView:
     """Queue a research question; follow it through the returned links."""
-    request.app.state.services.pressure.admit_job()
-    job = await asyncio.to_thread(
-        job_store(request).create, body.question, body.options.model_dump()
-    )
-    _runner(request).submit(job)
+    job = await job_service(request).submit(body.question, body.options)
     response.headers["Location"] = f"/api/research/{job.id}"
     return JobView.of(job)
 
@@ -144,50 +137,29 @@ async def review_plan(job_id: str, body: PlanReview, request: Request) -> JobVie
 
     The job resumes from its checkpoint here, whichever process ran it up to the review.
     """
-    find_job(request, job_id)
+    jobs = job_service(request)
+    jobs.get(job_id)  # an unknown job is a 404 whatever the body says
     if body.action == "edit" and not body.steps:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, detail="steps: required when action is 'edit'."
         )
-    job = await asyncio.to_thread(record_review, job_store(request), job_id, body.verdict())
-    _runner(request).submit(job)
-    return JobView.of(job)
+    return JobView.of(await jobs.review(job_id, body.verdict()))
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, responses={**_NOT_FOUND, **_CONFLICT})
 async def cancel_research_job(job_id: str, request: Request) -> JobView:
     """Cancel a job that has not finished."""
-    job = find_job(request, job_id)
-    if job.status.is_final:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"The job is already {job.status}.")
-    await _runner(request).cancel(job_id)
-    return JobView.of(find_job(request, job_id))
+    return JobView.of(await job_service(request).cancel(job_id))
 
 
 @router.post("/{job_id}/retry", response_model=JobView, responses={**_NOT_FOUND, **_CONFLICT})
 async def retry_research_job(job_id: str, request: Request) -> JobView:
     """Queue a failed or cancelled job again; it resumes from its last completed step."""
-    job = find_job(request, job_id)
-    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail=f"Only failed or cancelled jobs retry; it is {job.status}.",
-        )
-    request.app.state.services.pressure.admit_job()
-    job = await asyncio.to_thread(
-        job_store(request).update, job_id, status=JobStatus.QUEUED, error=None
-    )
-    _runner(request).submit(job)
-    return JobView.of(job)
+    return JobView.of(await job_service(request).retry(job_id))
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
 async def delete_research_job(job_id: str, request: Request) -> Response:
     """Delete a job, its events and artifacts (cancelling it first if it runs)."""
-    job = find_job(request, job_id)
-    if not job.status.is_final:
-        await _runner(request).cancel(job_id)
-    # A finished job may still be making its podcast (the runner's, or one asked for later).
-    await podcast_tasks(request).cancel(job_id)
-    await asyncio.to_thread(job_store(request).delete, job_id)
+    await job_service(request).delete(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +13,7 @@ from app.settings import load_settings
 
 if TYPE_CHECKING:
     from app.jobs.batch import BatchRow
+    from app.jobs.service import JobService
 
 console = Console(stderr=True, highlight=False)
 
@@ -30,10 +29,11 @@ def batch(
 
     Example: fawn batch questions.txt --out reports/ --concurrency 4
     """
+    from app.cli.progress import engine_status
     from app.jobs.batch import Batch, read_batch
     from app.jobs.models import JobOptions, JobStatus
+    from app.jobs.service import run_jobs
     from app.jobs.store import open_job_store
-    from app.services import job_runner, open_services
 
     settings = load_settings()
     defaults = JobOptions(provider=provider, max_step_num=max_steps, auto_accept_plan=True)
@@ -44,10 +44,8 @@ def batch(
     console.print(f"{len(items)} questions, {len(items) - len(pending)} already done.")
     if not pending:
         return
-    with ExitStack() as stack:
-        with console.status("Connecting to the engine ..."):
-            services = stack.enter_context(open_services(settings))
-        runner = job_runner(settings, services, store, concurrency=concurrency)
+
+    async def run(jobs: JobService) -> list[BatchRow]:
         columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
         with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
             task = progress.add_task("Researching", total=len(pending))
@@ -56,7 +54,9 @@ def batch(
                 progress.advance(task)
                 progress.console.print(f"{_mark(row)} {row.index}: {row.question[:70]}")
 
-            rows = asyncio.run(work.run(runner, on_done))
+            return await work.run(jobs, on_done)
+
+    rows = run_jobs(settings, store, run, concurrency=concurrency, on_status=engine_status(console))
     failed = [row for row in rows if row.status is not JobStatus.DONE]
     console.print(f"Reports and summary.json in {out}; {len(failed)} not done.")
     if any(row.status is JobStatus.AWAITING_PLAN_REVIEW for row in failed):

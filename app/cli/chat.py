@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import ExitStack
-
 import typer
 from rich.console import Console
 
+from app.cli.progress import engine_status
 from app.settings import load_settings
 
 console = Console()
@@ -22,24 +20,20 @@ def chat(
     Example: fawn chat "What is the capital of France?"
     """
     # Imported here so that every other command starts without loading langchain.
-    from app.services import open_services
+    from app.services import Services, run_connected
     from serving.budget import CallClass
     from serving.client import chat_model
 
     settings = load_settings()
-    with ExitStack() as stack:
-        with console.status("Connecting to the engine ...") as status:
-            services = stack.enter_context(
-                open_services(
-                    settings,
-                    on_tick=lambda s: status.update(f"Starting the embedded engine ... {s:.0f} s"),
-                )
-            )
+
+    async def ask(services: Services) -> None:
         model = chat_model(
             services.endpoint, settings.llm, services.budget, CallClass.INTERACTIVE,
             max_tokens=max_tokens,
         )  # fmt: skip
-        asyncio.run(_stream(model, question))
+        await _stream(model, question)
+
+    run_connected(settings, ask, on_status=engine_status(console))
 
 
 async def _stream(model: object, question: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +21,8 @@ from agents.evaluation.hotpotqa import (
     pipeline,
     run_eval,
 )
-from app.services import open_services
+from app.cli.progress import engine_status
+from app.services import Services, run_connected
 from app.settings import Settings, load_settings
 
 app = typer.Typer(help="Measure the research pipeline.", no_args_is_help=True)
@@ -58,19 +57,16 @@ def hotpotqa(
         f"Corpus: {documents} paragraphs from {data.name} in {settings.data_dir} "
         f"({len(questions)} questions)"
     )
-    with ExitStack() as stack:
-        with console.status("Connecting to the engine ...") as status:
-            services = stack.enter_context(
-                open_services(
-                    settings, on_tick=lambda s: status.update(f"Starting the engine ... {s:.0f} s")
-                )
-            )
+
+    async def run(services: Services) -> EvalResults:
         results = open_results(out, data, services.endpoint.model)
         todo = len([q for q in questions if q.id not in results.finished_ids()])
         if todo < len(questions):
             done = len(questions) - todo
             console.print(f"Resuming {out}: {done} of {len(questions)} questions already done.")
-        results = asyncio.run(_run(questions, pipeline(services.runtime), results, out, todo))
+        return await _run(questions, pipeline(services.runtime), results, out, todo)
+
+    results = run_connected(settings, run, on_status=engine_status(console))
     console.print(summary_table(results))
     console.print(f"Results: {out}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -83,15 +84,13 @@ def review(
     Example: fawn jobs review 1a2b3c --accept --out report.md
     """
     from agents.state import Plan, PlanReview
-    from app.cli.research import ask_review, deliver, plan_table, run_stored_job
-    from app.jobs.review import record_review
+    from app.cli.research import ask_review, deliver, plan_table, run_in_terminal
+    from app.jobs.service import JobService
 
     settings = load_settings()
     store = _store()
     try:
-        job = _job(store, job_id)
-        if job.status is not JobStatus.AWAITING_PLAN_REVIEW or job.plan is None:
-            raise fail(f"Job {job_id} is {job.status.value}, not awaiting plan review.")
+        job = JobService(store).awaiting_review(job_id)
         plan = Plan.model_validate(job.plan)
         console.print(plan_table(plan))
         if accept:
@@ -101,10 +100,10 @@ def review(
         else:
             raise fail("stdin is not a terminal: pass --accept to accept the plan as it is.")
         # Recorded once the engine answers, so a failed connection leaves the job awaiting.
-        ended = run_stored_job(
+        ended = run_in_terminal(
             settings,
             store,
-            lambda: record_review(store, job_id, verdict),
+            lambda jobs: jobs.review(job_id, verdict),
             interactive=sys.stdin.isatty(),
         )
         deliver(store, ended, out)
@@ -115,12 +114,13 @@ def review(
 @app.command()
 def cancel(job_id: str) -> None:
     """Cancel a job; a runner working on it stops at its next step."""
+    from app.jobs.service import JobService
+
     store = _store()
-    job = _job(store, job_id)
-    if job.status.is_final:
-        raise fail(f"Job {job_id} is already {job.status.value}.")
-    store.update(job_id, status=JobStatus.CANCELLED, error="Cancelled from the command line.")
-    store.append_event(job_id, "status", {"status": JobStatus.CANCELLED})
+    try:
+        asyncio.run(JobService(store).cancel(job_id, reason="Cancelled from the command line."))
+    finally:
+        store.close()
     console.print(f"Job {job_id} cancelled.")
 
 
@@ -135,20 +135,19 @@ def retry(
 
     Example: fawn jobs retry 1a2b3c --out report.md
     """
-    from app.cli.research import deliver, run_stored_job
+    from app.cli.research import deliver, run_in_terminal
     from app.jobs.models import JobOptions
+    from app.jobs.service import JobService
 
     settings = load_settings()
     store = open_job_store(settings)
     try:
-        job = _job(store, job_id)
-        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-            raise fail(f"Only failed or cancelled jobs retry; job {job_id} is {job.status.value}.")
+        job = JobService(store).retryable(job_id)  # refused before the engine starts
         reviewed = not JobOptions.model_validate(job.options).auto_accept_plan
-        ended = run_stored_job(
+        ended = run_in_terminal(
             settings,
             store,
-            lambda: store.update(job_id, status=JobStatus.QUEUED, error=None),
+            lambda jobs: jobs.retry(job_id),
             interactive=reviewed and sys.stdin.isatty(),
         )
         deliver(store, ended, out)

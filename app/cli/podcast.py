@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 from rich.console import Console
 
 from app.cli.errors import fail
+from app.cli.progress import engine_status
 from app.settings import load_settings
 
 console = Console()
@@ -30,10 +30,8 @@ def podcast(
     """
     # Imported here so that every other command starts without loading langchain.
     from agents.podcast import AudioFormat, PodcastProgress, speech_backend
-    from app.jobs.models import JobStatus
-    from app.jobs.podcast import produce_podcast
+    from app.jobs.service import JobService, run_jobs
     from app.jobs.store import open_job_store
-    from app.services import open_services
 
     suffix = out.suffix.lower() if out else ".wav"
     if suffix not in AUDIO_SUFFIXES:
@@ -41,43 +39,20 @@ def podcast(
     fmt = AudioFormat(AUDIO_SUFFIXES[suffix])
     settings = load_settings()
     store = open_job_store(settings)
-    store_path = store.where
     try:
-        job = store.get(job_id)
-        if job is None:
-            raise fail(
-                f"No research job {job_id!r} in {store_path}; check the id (fawn api lists jobs)."
-            )
-        if job.status is not JobStatus.DONE or not job.report:
-            raise fail(f"Job {job_id} is {job.status}: a podcast needs its finished report.")
-
+        JobService(store).with_report(job_id)  # refused before the engine starts
         backend = speech_backend(settings.tts)
         asyncio.run(backend.check())  # before the engine starts: a bad voice fails in a moment
 
         def show(event: PodcastProgress) -> None:
             console.print(f"[dim]{event.stage}:[/] {event.message}", highlight=False)
 
-        with ExitStack() as stack:
-            with console.status("Connecting to the engine ...") as status:
-                services = stack.enter_context(
-                    open_services(
-                        settings,
-                        on_tick=lambda s: status.update(
-                            f"Starting the embedded engine ... {s:.0f} s"
-                        ),
-                    )
-                )
-            made = asyncio.run(
-                produce_podcast(
-                    store,
-                    job,
-                    services.runtime,
-                    settings.tts,
-                    budget=services.budget,
-                    backend=backend,
-                    on_progress=show,
-                )
-            )
+        made = run_jobs(
+            settings,
+            store,
+            lambda jobs: jobs.make_podcast(job_id, backend=backend, on_progress=show),
+            on_status=engine_status(console),
+        )
     finally:
         store.close()
     if out is not None:

@@ -1,7 +1,7 @@
 """`fawn research`: one question as a stored job, followed live from the terminal.
 
 The job lives in the data dir's job store (the one `fawn api` and `fawn jobs` read) and runs
-through the job runner with the SQLite checkpointer, so an interrupted or failed run can be
+through the job service with the store's checkpointer, so an interrupted or failed run can be
 inspected with `fawn jobs show ID` and retried from its last completed step. Progress (plan,
 steps, sources) is read from the job's event log and goes to stderr; the report goes to stdout
 or `--out`, so `fawn research "..." > report.md` works. In a terminal the plan is shown for
@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +24,7 @@ from rich.table import Table
 
 from agents.config import ReportStyle, SearchProviderName
 from app.cli.errors import fail
+from app.cli.progress import engine_status
 from app.jobs.models import JobOptions, JobStatus
 from app.settings import Settings, load_settings
 
@@ -32,12 +32,10 @@ if TYPE_CHECKING:
     from agents.events import ResearchEvent
     from agents.state import Plan, PlanReview
     from app.jobs.models import Job, JobEvent
-    from app.jobs.runner import LocalJobRunner
+    from app.jobs.service import JobService
     from app.jobs.store import JobStore
 
 _progress = Console(stderr=True, highlight=False, soft_wrap=True)
-# How often the terminal looks for new events in the job's log.
-EVENT_POLL_S = 0.2
 EXIT_INTERRUPTED = 130
 
 
@@ -137,89 +135,52 @@ def _research_job(
 
     store = open_job_store(settings)
     try:
-        job = run_stored_job(
-            settings,
-            store,
-            lambda: store.create(question, options.model_dump(mode="json")),
-            interactive=interactive,
+        job = run_in_terminal(
+            settings, store, lambda jobs: jobs.submit(question, options), interactive=interactive
         )
         deliver(store, job, out)
     finally:
         store.close()
 
 
-def run_stored_job(
-    settings: Settings, store: JobStore, queue_job: Callable[[], Job], *, interactive: bool
+def run_in_terminal(
+    settings: Settings,
+    store: JobStore,
+    queue: Callable[[JobService], Awaitable[Job]],
+    *,
+    interactive: bool,
 ) -> Job:
-    """Open the engine, queue the job (`queue_job`), follow it until it ends; returns it ended."""
-    from app.services import job_runner, open_services
+    """Connect, queue the job (`queue`: submit, retry or review) and run it here to its end,
+    with its progress on stderr and, `interactive`, its plan reviews asked in the terminal."""
+    from app.jobs.service import run_job_here
 
-    with ExitStack() as stack:
-        with _progress.status("Connecting to the engine ...") as status:
-            services = stack.enter_context(
-                open_services(
-                    settings,
-                    on_tick=lambda s: status.update(f"Starting the embedded engine ... {s:.0f} s"),
-                )
-            )
-        job = queue_job()
+    queued: list[str] = []
+
+    def announce(job: Job) -> None:
+        queued.append(job.id)
         _progress.print(f"Job {job.id}: follow with `fawn jobs show {job.id}`")
 
-        async def follow() -> None:
-            runner = job_runner(settings, services, store, concurrency=1)
-            await follow_job(runner, job.id, interactive=interactive)
-
-        try:
-            asyncio.run(follow())
-        except KeyboardInterrupt:
+    try:
+        return run_job_here(
+            settings,
+            store,
+            queue,
+            on_event=show_job_event,
+            review=_review_in_terminal if interactive else None,
+            on_queued=announce,
+            on_status=engine_status(_progress),
+        )
+    except KeyboardInterrupt:
+        for job_id in queued:
             _progress.print(
-                f"[yellow]Interrupted: job {job.id} is cancelled; `fawn jobs retry {job.id}` "
+                f"[yellow]Interrupted: job {job_id} is cancelled; `fawn jobs retry {job_id}` "
                 "resumes it where it stopped.[/]"
             )
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-    ended = store.get(job.id)
-    if ended is None:
-        raise fail(f"Job {job.id} was deleted while it ran.")
-    return ended
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-async def follow_job(runner: LocalJobRunner, job_id: str, *, interactive: bool) -> None:
-    """Run the job and print its events as the runner logs them, answering plan reviews.
-
-    A job's attempt ends at its plan review: in a terminal the review is asked here and the job
-    runs on; otherwise it is left awaiting review (`fawn jobs review ID`).
-    """
-    from agents.state import Plan
-    from app.jobs.review import record_review
-
-    store = runner.store
-    after = 0
-    while True:
-        job = await asyncio.to_thread(store.get, job_id)
-        if job is None:
-            raise KeyError(job_id)
-        runner.submit(job)
-        after = await _show_until_ended(runner, job_id, after)
-        job = await asyncio.to_thread(store.get, job_id)
-        if not interactive or job is None or job.status is not JobStatus.AWAITING_PLAN_REVIEW:
-            return
-        if job.plan is None:
-            return
-        review = await asyncio.to_thread(ask_review, Plan.model_validate(job.plan))
-        await asyncio.to_thread(record_review, store, job_id, review)
-
-
-async def _show_until_ended(runner: LocalJobRunner, job_id: str, after: int) -> int:
-    """Print the job's events until its task here ends; returns the last event's seq."""
-    ended = asyncio.ensure_future(runner.wait(job_id))
-    while True:
-        finished = ended.done()  # read before the events, so the last ones are not missed
-        for event in await asyncio.to_thread(runner.store.events, job_id, after):
-            after = event.seq
-            show_job_event(event)
-        if finished:
-            return after
-        await asyncio.wait({ended}, timeout=EVENT_POLL_S)
+async def _review_in_terminal(plan: Plan) -> PlanReview:
+    return await asyncio.to_thread(ask_review, plan)
 
 
 def deliver(store: JobStore, job: Job, out: Path | None) -> None:

@@ -1,4 +1,4 @@
-"""Batch research: many questions as jobs through one runner and one budget, resumable.
+"""Batch research: many questions as jobs through one job service and one budget, resumable.
 
 A batch's output dir holds one Markdown report per question and `summary.json`. The summary maps
 each question to its job, so a rerun skips questions whose report is written and resumes the jobs
@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from app.jobs.models import Job, JobOptions, JobStatus
-from app.jobs.runner import LocalJobRunner
+from app.jobs.service import JobService
 from app.jobs.store import JobStore
 from serving.errors import ConfigError
 
@@ -90,16 +90,14 @@ class Batch:
         return [item for item in self.items if not self._finished(item)]
 
     async def run(
-        self, runner: LocalJobRunner, on_done: Callable[[BatchRow], None] | None = None
+        self, service: JobService, on_done: Callable[[BatchRow], None] | None = None
     ) -> list[BatchRow]:
         """Run every pending question; returns the summary rows in question order."""
         pending = self.pending()
-        jobs = [self._job_for(item) for item in pending]
-        for job in jobs:
-            runner.submit(job)
+        jobs = [await self._job_for(item, service) for item in pending]
 
         async def finish(item: BatchItem, job: Job) -> None:
-            await runner.wait(job.id)
+            await service.wait(job.id)
             row = self._record(item, job.id)
             if on_done:
                 on_done(row)
@@ -117,18 +115,19 @@ class Batch:
             and (self.out_dir / row.report_file).is_file()
         )
 
-    def _job_for(self, item: BatchItem) -> Job:
-        """The question's job from an earlier run (failed ones queued again), or a new one."""
+    async def _job_for(self, item: BatchItem, service: JobService) -> Job:
+        """The question's job from an earlier run, started again (a failed one retried), or a
+        new one; a done job without its report file (reviewed and run by `fawn jobs review`,
+        say) only has its report written."""
         row = self.rows.get(item.index)
         if row and row.question == item.question:
             job = self.store.get(row.job_id)
-            # A done job without its report file (e.g. reviewed and run by `fawn jobs review`)
-            # only has its report written.
+            if job is not None and job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+                return await service.retry(job.id)
             if job is not None:
-                if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-                    job = self.store.update(job.id, status=JobStatus.QUEUED, error=None)
+                service.start(job)
                 return job
-        job = self.store.create(item.question, item.options.model_dump())
+        job = await service.submit(item.question, item.options)
         self.rows[item.index] = BatchRow(
             index=item.index, question=item.question, job_id=job.id, status=job.status
         )

@@ -211,13 +211,30 @@ class PodcastMaker:
         self.tasks = tasks
 
     async def make(self, job: Job, backend: SpeechBackend | None = None) -> Podcast:
-        """Make and store the job's podcast; failures are `error` events, then raised."""
+        """Make and store the job's podcast, counted among `tasks` while it is made."""
         if self.tasks is None:
-            return await self._produce(job, backend)
+            return await self.produce(job, backend)
         with self.tasks.claim(job.id):
-            return await self._produce(job, backend)
+            return await self.produce(job, backend)
 
-    async def _produce(self, job: Job, backend: SpeechBackend | None) -> Podcast:
+    async def produce(
+        self,
+        job: Job,
+        backend: SpeechBackend | None = None,
+        *,
+        on_progress: ProgressSink | None = None,
+    ) -> Podcast:
+        """Make and store the job's podcast; failures are `error` events, then raised.
+
+        Unlike `make`, it claims no place among `tasks`: a caller that started it as a task
+        there (the API) has claimed it already.
+        """
         return await produce_podcast(
-            self.store, job, self.runtime, self.settings, budget=self.budget, backend=backend
+            self.store,
+            job,
+            self.runtime,
+            self.settings,
+            budget=self.budget,
+            backend=backend,
+            on_progress=on_progress,
         )

@@ -56,13 +56,25 @@ CheckpointerFactory = Callable[[], AbstractAsyncContextManager[BaseCheckpointSav
 
 
 class JobRunner(Protocol):
-    """What the API and CLI ask of the runner."""
+    """What the job service asks of a runner."""
 
     def submit(self, job: Job) -> None:
         """Start (or resume) a job in the background."""
 
+    def is_running(self, job_id: str) -> bool:
+        """Whether the job runs (or waits for a slot) here."""
+
     async def cancel(self, job_id: str) -> None:
-        """Stop a job; it ends as cancelled."""
+        """Stop the job's run here; a run that had started ends as cancelled."""
+
+    async def wait(self, job_id: str) -> None:
+        """Wait until the job's run here ends (or stops for its plan review)."""
+
+    def resume_unfinished(self) -> list[str]:
+        """Start the jobs a previous process left unfinished; returns their ids."""
+
+    async def shutdown(self) -> None:
+        """Stop every run here, unmarked, for the next process to resume."""
 
 
 class JobCancelled(Exception):
@@ -166,13 +178,11 @@ class LocalJobRunner:
         return [job.id for job in jobs]
 
     async def cancel(self, job_id: str) -> None:
-        """Cancel the job's task, or mark a job that is not running as cancelled."""
+        """Cancel the job's task here, if any; a run that had started ends as cancelled."""
         task = self._tasks.get(job_id)
-        if task is None:
-            self._finish(job_id, JobStatus.CANCELLED, error="Cancelled before it ran.")
-            return
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def shutdown(self) -> None:
         """Stop every running job without marking it: the next process resumes them."""

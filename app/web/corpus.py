@@ -1,6 +1,6 @@
 """The corpus page: the local documents research searches offline, with upload and delete.
 
-Uploads and deletes go through the corpus API's own route functions, so the page and the API
+Uploads and deletes go through app/corpus.py, as the corpus API's do, so the page and the API
 accept and refuse exactly the same files.
 """
 
@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import UploadFile
 
-from app.api import corpus as corpus_api
+from app.api.errors import fawn_error_status
+from app.api.lookup import corpus
+from app.corpus import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES
 from app.web.html import HtmlRoute, page
+from serving.errors import FawnError
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False)
 CORPUS_PAGE = 50
@@ -27,7 +30,7 @@ async def _corpus_page(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    listing = await corpus_api.list_documents(request, offset=offset, limit=CORPUS_PAGE)
+    listing = await corpus(request).listing(offset=offset, limit=CORPUS_PAGE)
     return page(
         request,
         "corpus.html",
@@ -35,9 +38,9 @@ async def _corpus_page(
             "listing": listing,
             "notice": notice,
             "error": error,
-            "accept": ",".join(sorted(corpus_api.UPLOAD_SUFFIXES)),
-            "formats": ", ".join(sorted(corpus_api.UPLOAD_SUFFIXES)),
-            "max_mib": corpus_api.MAX_UPLOAD_BYTES // (1024 * 1024),
+            "accept": ",".join(sorted(UPLOAD_SUFFIXES)),
+            "formats": ", ".join(sorted(UPLOAD_SUFFIXES)),
+            "max_mib": MAX_UPLOAD_BYTES // (1024 * 1024),
             "previous": max(offset - CORPUS_PAGE, 0) if offset > 0 else None,
             "next": offset + CORPUS_PAGE if offset + CORPUS_PAGE < listing.total else None,
         },
@@ -70,10 +73,12 @@ async def corpus_upload(request: Request) -> Response:
             request, 0, error="file: choose a file to upload.", status_code=422
         )
     try:
-        result = await corpus_api.upload_document(upload, request)
-    except HTTPException as exc:
-        return await _corpus_page(request, 0, error=str(exc.detail), status_code=exc.status_code)
-    total = (await corpus_api.list_documents(request, offset=0, limit=1)).total
+        data = await upload.read(MAX_UPLOAD_BYTES + 1)  # one byte more shows a file too large
+        result = await corpus(request).upload(upload.filename, data)
+    except FawnError as exc:
+        status_code, _headers = fawn_error_status(exc)
+        return await _corpus_page(request, 0, error=str(exc), status_code=status_code)
+    total = (await corpus(request).listing(offset=0, limit=1)).total
     last_page = max(total - 1, 0) // CORPUS_PAGE * CORPUS_PAGE  # new passages are listed last
     target = request.url_for("corpus").include_query_params(
         added=result.added + result.updated, offset=last_page
@@ -84,6 +89,6 @@ async def corpus_upload(request: Request) -> Response:
 @router.post("/corpus/documents/{doc_id}/delete", name="corpus_delete")
 async def corpus_delete(doc_id: str, request: Request) -> Response:
     """Remove one passage from the corpus."""
-    await corpus_api.delete_document(doc_id, request)
+    await corpus(request).delete(doc_id)
     target = request.url_for("corpus").include_query_params(deleted="true")
     return RedirectResponse(target, status.HTTP_303_SEE_OTHER)

@@ -1,8 +1,8 @@
 """Pages for research jobs: ask, follow a job live, review its plan, cancel, retry, history.
 
 Every action is a plain form post answered with a redirect, so the pages work without
-JavaScript; the actions go through the REST API's own route functions, so both paths share one
-set of checks. The live timeline is drawn by static/job.js from the job's SSE stream.
+JavaScript; the actions go through the job service, as the REST API's do, so both paths share
+one set of checks. The live timeline is drawn by static/job.js from the job's SSE stream.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from agents.config import ReportStyle
-from app.api import research
-from app.api.lookup import find_job, job_store
+from app.api.lookup import find_job, job_service, job_store
 from app.jobs.models import Job, JobStatus
 from app.web import forms
 from app.web.html import HtmlRoute, page
@@ -78,14 +77,14 @@ async def submit_job(request: Request) -> Response:
     form = forms.ask_form(await request.form())
     try:
         body = forms.research_request(form)
-        view = await research.submit_research(body, request, Response())
+        job = await job_service(request).submit(body.question, body.options)
     except forms.FormError as exc:
         return _ask_page(request, form, error=str(exc), status_code=422)
     except Overloaded as exc:
         return _ask_page(
             request, form, error=str(exc), retry_after_s=exc.retry_after_s, status_code=503
         )
-    return RedirectResponse(request.url_for("job_page", job_id=view.id), status.HTTP_303_SEE_OTHER)
+    return _back_to_job(request, job.id)
 
 
 def _job_context(job: Job) -> dict[str, Any]:
@@ -121,7 +120,7 @@ async def review_plan(job_id: str, request: Request) -> Response:
     job = await asyncio.to_thread(find_job, request, job_id)
     try:
         review = forms.plan_review(await request.form())
-        await research.review_plan(job_id, review, request)
+        await job_service(request).review(job_id, review.verdict())
     except forms.FormError as exc:
         context = {**_job_context(job), "review_error": str(exc)}
         return page(request, "job.html", context, status_code=422)
@@ -131,21 +130,21 @@ async def review_plan(job_id: str, request: Request) -> Response:
 @router.post("/jobs/{job_id}/cancel", name="cancel_job")
 async def cancel_job(job_id: str, request: Request) -> Response:
     """Cancel a job that has not finished."""
-    await research.cancel_research_job(job_id, request)
+    await job_service(request).cancel(job_id)
     return _back_to_job(request, job_id)
 
 
 @router.post("/jobs/{job_id}/retry", name="retry_job")
 async def retry_job(job_id: str, request: Request) -> Response:
     """Queue a failed or cancelled job again."""
-    await research.retry_research_job(job_id, request)
+    await job_service(request).retry(job_id)
     return _back_to_job(request, job_id)
 
 
 @router.post("/jobs/{job_id}/delete", name="delete_job")
 async def delete_job(job_id: str, request: Request) -> Response:
     """Delete a job, then go back to where the form said (the history by default)."""
-    await research.delete_research_job(job_id, request)
+    await job_service(request).delete(job_id)
     target = str((await request.form()).get("next", ""))
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
         target = str(request.url_for("history"))

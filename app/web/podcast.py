@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from agents.podcast import AudioFormat, PodcastStage
-from app.api.podcast import podcast_tasks, start_podcast
+from app.api.errors import fawn_error_status
+from app.api.lookup import job_service, job_store
 from app.jobs.models import Job, JobStatus
 from app.jobs.podcast import EVENT_TYPE, audio_artifact, podcast_pending
-from app.jobs.store import JobStore
 from app.web.html import HtmlRoute, error_page
 from serving.errors import FawnError
 
@@ -54,11 +54,11 @@ def podcast_view(request: Request, job: Job) -> PodcastView:
         # A job submitted with the podcast option gets it from the runner once the report is done.
         awaited = job.options.get("podcast") is True and not job.status.is_final
         return PodcastView(ready=False, running=awaited, error=None, since=0, **urls)
-    store: JobStore = request.app.state.store
+    store = job_store(request)
     names = {a.name for a in store.artifacts(job.id)}
     events = [e for e in store.events(job.id) if e.type == EVENT_TYPE]
     finished = [e for e in events if e.data.get("stage") in FINISHED_STAGES]
-    running = podcast_tasks(request).running(job.id) or podcast_pending(store, job)
+    running = job_service(request).podcast_running(job.id) or podcast_pending(store, job)
     last = events[-1].data if events else {}
     failed = not running and last.get("stage") == PodcastStage.ERROR
     return PodcastView(
@@ -72,12 +72,11 @@ def podcast_view(request: Request, job: Job) -> PodcastView:
 
 @router.post("/jobs/{job_id}/podcast", name="make_podcast")
 async def make_podcast(job_id: str, request: Request) -> Response:
-    """Form post: start the podcast through the REST API's route, then follow it on the job
-    page; a refusal (no report, a bad speech setup) is a page saying why."""
+    """Form post: start the podcast through the job service, then follow it on the job page;
+    a refusal (no report, a bad speech setup) is a page saying why."""
     try:
-        await start_podcast(job_id, request, Response())
-    except HTTPException as exc:
-        return error_page(request, exc.status_code, f"No podcast: {exc.detail}")
-    except FawnError as exc:  # the speech backend is not usable
-        return error_page(request, status.HTTP_400_BAD_REQUEST, f"No podcast: {exc}")
+        await job_service(request).start_podcast(job_id)
+    except FawnError as exc:
+        status_code, headers = fawn_error_status(exc)
+        return error_page(request, status_code, f"No podcast: {exc}", headers)
     return RedirectResponse(request.url_for("job_page", job_id=job_id), status.HTTP_303_SEE_OTHER)

@@ -20,6 +20,7 @@ from app.jobs.errors import JobConflict, JobNotFound
 from app.jobs.models import Job, JobOptions, JobStatus
 from app.jobs.review import REVIEW_EVENT, record_review
 from app.jobs.runner import LocalJobRunner
+from app.jobs.service import JobService
 from app.jobs.store import SqliteJobStore
 from tests.agents.conftest import Script, scripted_runtime
 from tests.agents.test_graph_routing import QUESTION, default_script
@@ -175,8 +176,8 @@ async def test_a_job_cancelled_at_its_review_and_retried_awaits_the_review_again
     process = start()
     job = submit(process, REVIEWED)
     await until(process, job.id, JobStatus.AWAITING_PLAN_REVIEW)
-    await process.runner.cancel(job.id)
-    assert process.store.get(job.id).status is JobStatus.CANCELLED  # type: ignore[union-attr]
+    cancelled = await JobService(process.store, process.runner).cancel(job.id)
+    assert cancelled.status is JobStatus.CANCELLED and cancelled.error == "Cancelled."
 
     process.runner.submit(process.store.update(job.id, status=JobStatus.QUEUED, error=None))
     again = await until(process, job.id, JobStatus.AWAITING_PLAN_REVIEW)
