@@ -4,6 +4,7 @@ never leaves an engine process behind: not on SIGTERM, not when it is killed its
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -77,8 +78,25 @@ def _serve(*args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _read_until(process: subprocess.Popen[str], text: str, timeout_s: float) -> str:
+    """What `process` printed up to `text` (read from the pipe unbuffered, so that
+    `communicate` later gets the rest)."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout_s
+    while text.encode() not in seen:
+        assert time.monotonic() < deadline, f"{text!r} never printed; got:\n{seen.decode()}"
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if ready:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"the process ended before printing {text!r}:\n{seen.decode()}"
+            seen += chunk
+    return seen.decode()
 
 
 def _wait_for_models(base_url: str, process: subprocess.Popen[str], timeout_s: float) -> dict:
@@ -189,8 +207,11 @@ def test_serve_without_gateway_serves_vllm_on_the_port_and_sigterm_leaves_no_orp
         engine = _engine_of(process.pid)
         assert engine is not None and f"--port {port}" in _cmdline(engine)
         assert "gateway" not in httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).text
+        # vLLM answers on the port a moment before `fawn serve` has seen it healthy and said so.
+        shown = _read_until(process, "Press Ctrl-C to stop.", timeout_s=120)
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
+        rest, _ = process.communicate(timeout=60)
+        output = shown + rest
     finally:
         if process.poll() is None:
             process.kill()
