@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, UploadFile, status
 
 from app.api.lookup import corpus
-from app.api.schemas import Problem
+from app.api.schemas import MAX_OFFSET, Problem
 from app.corpus import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, CorpusDocument, CorpusPage, UploadResult
 
 __all__ = ["MAX_UPLOAD_BYTES", "UPLOAD_SUFFIXES", "CorpusDocument", "router"]
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/corpus", tags=["corpus"])
 @router.get("", response_model=CorpusPage)
 async def list_documents(
     request: Request,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> CorpusPage:
     """The corpus passages, oldest first."""

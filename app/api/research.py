@@ -16,7 +16,15 @@ from fastapi.responses import PlainTextResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.api.lookup import find_job, job_service, job_store
-from app.api.schemas import JobList, JobView, PlanReview, Problem, ReportView, ResearchRequest
+from app.api.schemas import (
+    MAX_OFFSET,
+    JobList,
+    JobView,
+    PlanReview,
+    Problem,
+    ReportView,
+    ResearchRequest,
+)
 from app.jobs.models import JobStatus
 
 router = APIRouter(prefix="/api/research", tags=["research"])
@@ -43,7 +51,7 @@ async def list_research_jobs(
     request: Request,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the question.")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobList:
     """Jobs, newest first, filtered by status and text."""

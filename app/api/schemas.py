@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents import state
 from app.jobs.models import Job, JobOptions, JobStatus
 
+# Past any real list, and inside the 64-bit integers SQLite and Postgres take for an OFFSET.
+MAX_OFFSET = 1_000_000_000
+
 
 class ResearchRequest(BaseModel):
     """A research question with its options."""

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 
 from app.api.errors import fawn_error_status
 from app.api.lookup import corpus
+from app.api.schemas import MAX_OFFSET
 from app.corpus import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES
 from app.web.html import HtmlRoute, page
 from serving.errors import FawnError
@@ -51,7 +52,7 @@ async def _corpus_page(
 @router.get("/corpus", name="corpus")
 async def corpus_page(
     request: Request,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     added: Annotated[int | None, Query(ge=0)] = None,
     deleted: Annotated[bool, Query()] = False,
 ) -> Response:

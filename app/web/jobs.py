@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from agents.config import ReportStyle
 from app.api.lookup import find_job, job_service, job_store
+from app.api.schemas import MAX_OFFSET
 from app.jobs.models import Job, JobStatus
 from app.web import forms
 from app.web.html import HtmlRoute, page
@@ -160,7 +161,7 @@ async def history(
     request: Request,
     q: Annotated[str, Query(max_length=200)] = "",
     status_: Annotated[str, Query(alias="status")] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     """Every job, newest first, filtered by text and status."""
     wanted = JobStatus(status_) if status_ in set(JobStatus) else None
