@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,6 +17,7 @@ import pytest
 from serving.engine import end_process_group, group_members, port_answers
 from tests.app.api.conftest import build_corpus
 from tests.conftest import free_port
+from tests.processes import cmdline, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -29,19 +29,12 @@ BATCH_QUESTIONS = [
 ]
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 def _processes_mentioning(needle: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            cmdline = _cmdline(int(entry.name))
-            if needle in cmdline and "pytest" not in cmdline:
+            text = cmdline(int(entry.name))
+            if needle in text and "pytest" not in text:
                 found.append(int(entry.name))
     return found
 
@@ -56,13 +49,6 @@ def _engine_of(serve_pid: int) -> int | None:
         if int(stat.rsplit(")", 1)[1].split()[1]) == serve_pid:
             return pid
     return None
-
-
-def _wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def _answers(url: str) -> bool:
@@ -144,7 +130,7 @@ def test_serve_restarts_a_killed_engine_and_a_killed_serve_leaves_no_engine(
         engines.append(engine)
         # The engine listens on a loopback port of its own, behind the gateway.
         assert health["engines"][0]["url"].startswith("http://127.0.0.1:")
-        assert f"--port {port}" not in _cmdline(engine)
+        assert f"--port {port}" not in cmdline(engine)
         assert len(group_members(engine)) > 1  # the api_server and vLLM's EngineCore
 
         # A second `fawn serve` on the taken port fails at once instead of starting an engine.
@@ -156,14 +142,14 @@ def test_serve_restarts_a_killed_engine_and_a_killed_serve_leaves_no_engine(
 
         # A batch is running when the engine dies: it must still finish, every job done.
         batch = _batch(public, tmp_path / "batch", hotpotqa_path)
-        _wait_for(
+        wait_for(
             lambda: httpx.get(f"{public}/health", timeout=5).json()["engines"][0]["in_flight"],
             240,
             "the batch to reach the engine",
         )
         os.kill(engine, signal.SIGKILL)
-        _wait_for(lambda: group_members(engine) == [], 30, "the killed engine's EngineCore to go")
-        _wait_for(
+        wait_for(lambda: group_members(engine) == [], 30, "the killed engine's EngineCore to go")
+        wait_for(
             lambda: _engine_of(process.pid) not in (None, engine) and _answers(f"{public}/health"),
             240,
             "the engine to come back behind the gateway",
@@ -187,7 +173,7 @@ def test_serve_restarts_a_killed_engine_and_a_killed_serve_leaves_no_engine(
 
         process.kill()  # SIGKILL: no handler runs in `fawn serve`
         process.wait(timeout=30)
-        _wait_for(lambda: group_members(restarted) == [], 30, "the engine to die with serve")
+        wait_for(lambda: group_members(restarted) == [], 30, "the engine to die with serve")
         assert not port_answers("127.0.0.1", port)
     finally:
         if batch is not None and batch.poll() is None:
@@ -205,7 +191,7 @@ def test_serve_without_gateway_serves_vllm_on_the_port_and_sigterm_leaves_no_orp
         models = _wait_for_models(f"http://127.0.0.1:{port}/v1", process, timeout_s=300)
         assert models["data"][0]["id"] == "smollm2-135m-instruct"
         engine = _engine_of(process.pid)
-        assert engine is not None and f"--port {port}" in _cmdline(engine)
+        assert engine is not None and f"--port {port}" in cmdline(engine)
         assert "gateway" not in httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).text
         # vLLM answers on the port a moment before `fawn serve` has seen it healthy and said so.
         shown = _read_until(process, "Press Ctrl-C to stop.", timeout_s=120)

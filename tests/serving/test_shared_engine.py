@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -32,6 +32,7 @@ from serving.shared_engine import (
     shared_engine,
 )
 from tests.conftest import MODELS_DIR, REPO_ROOT, free_port
+from tests.processes import cmdline, wait_for
 
 API_SERVER = "vllm.entrypoints.openai.api_server"
 
@@ -65,11 +66,7 @@ def _processes(needle: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if needle in cmdline and int(entry.name) != os.getpid():
+        if needle in cmdline(int(entry.name)) and int(entry.name) != os.getpid():
             found.append(int(entry.name))
     return found
 
@@ -77,21 +74,19 @@ def _processes(needle: str) -> list[int]:
 def _engine_pids(engine_url: str) -> list[int]:
     """The vLLM api_server serving `engine_url` (found by its port)."""
     port = engine_url.rsplit(":", 1)[1]
-    return [pid for pid in _processes(API_SERVER) if f"--port {port}" in _cmdline(pid)]
+    return [pid for pid in _processes(API_SERVER) if f"--port {port}" in cmdline(pid)]
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
+def unanswered_record(pid: int) -> EngineRecord:
+    """A record naming `pid` whose gateway and engine URLs nothing answers."""
+    return EngineRecord(
+        pid=pid,
+        gateway_url=f"http://127.0.0.1:{free_port()}",
+        engine_url=f"http://127.0.0.1:{free_port()}",
+        started_at=time.time(),
+        profile="embedded-cpu",
+        model="smollm2-135m-instruct",
+    )
 
 
 def _dead_pid() -> int:
@@ -107,7 +102,7 @@ def no_host_left(isolated_env: Path) -> Iterator[Path]:
     for pid in _processes(str(engine_dir(isolated_env))):
         if is_host_process(pid):
             os.kill(pid, signal.SIGTERM)
-            _wait_for(lambda: not is_host_process(pid), 60, "the host to stop")  # noqa: B023
+            wait_for(lambda: not is_host_process(pid), 60, "the host to stop")  # noqa: B023
 
 
 def test_a_record_of_a_dead_or_foreign_process_is_not_live(tmp_path: Path) -> None:
@@ -115,14 +110,7 @@ def test_a_record_of_a_dead_or_foreign_process_is_not_live(tmp_path: Path) -> No
     (tmp_path / RECORD_FILE).write_text("{not json")
     assert read_record(tmp_path) is None
     for pid in (_dead_pid(), os.getpid()):  # gone, and alive but not a host
-        record = EngineRecord(
-            pid=pid,
-            gateway_url=f"http://127.0.0.1:{free_port()}",
-            engine_url=f"http://127.0.0.1:{free_port()}",
-            started_at=time.time(),
-            profile="embedded-cpu",
-            model="smollm2-135m-instruct",
-        )
+        record = unanswered_record(pid)
         (tmp_path / RECORD_FILE).write_text(record.model_dump_json())
         assert read_record(tmp_path) == record
         assert live_record(tmp_path) is None
@@ -138,14 +126,7 @@ def test_a_host_that_stops_answering_is_stopped_and_a_failing_start_says_why(
         [sys.executable, "-c", "import time; time.sleep(120)", "serving.shared_engine"]
     )
     try:
-        stale = EngineRecord(
-            pid=hung.pid,
-            gateway_url=f"http://127.0.0.1:{free_port()}",
-            engine_url=f"http://127.0.0.1:{free_port()}",
-            started_at=time.time(),
-            profile="embedded-cpu",
-            model="smollm2-135m-instruct",
-        )
+        stale = unanswered_record(hung.pid)
         (directory / RECORD_FILE).write_text(stale.model_dump_json())
         assert is_host_process(hung.pid) and live_record(directory) is None
         spec = HostSpec(
@@ -206,9 +187,9 @@ def test_two_commands_at_once_share_one_engine_that_stops_once_unused(no_host_le
     # Nobody uses it any more: after the idle time the host deletes its record and goes, and
     # its engine with it.
     directory = engine_dir(no_host_left)
-    _wait_for(lambda: not (directory / RECORD_FILE).exists(), 60, "the record to go")
-    _wait_for(lambda: not is_host_process(first["host"]), 60, "the host to exit")
-    _wait_for(lambda: _engine_pids(first["engine_url"]) == [], 30, "the engine to stop")
+    wait_for(lambda: not (directory / RECORD_FILE).exists(), 60, "the record to go")
+    wait_for(lambda: not is_host_process(first["host"]), 60, "the host to exit")
+    wait_for(lambda: _engine_pids(first["engine_url"]) == [], 30, "the engine to stop")
     assert "event=shared_engine_idle_shutdown" in (directory / HOST_LOG).read_text()
 
 
@@ -245,7 +226,7 @@ def test_a_dead_hosts_record_is_replaced_and_an_engine_never_outlives_its_host(
 
         os.kill(record.pid, signal.SIGKILL)
         try:
-            _wait_for(lambda: group_members(engine[0]) == [], 20, "the engine to die")
+            wait_for(lambda: group_members(engine[0]) == [], 20, "the engine to die")
         finally:
             end_process_group(engine[0])
         # The record outlives its killed host, but is no longer live: the next command replaces it.
