@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from serving.budget import CALL_CLASS_HEADER, Budget, CallClass
 from serving.endpoint import Endpoint
-from serving.errors import EngineError, FawnError
+from serving.errors import EngineError, EngineUnreachable, FawnError
 from serving.settings import LLMSettings
 from serving.transport import (
     PROMPT_TOKENS_HEADER,
@@ -296,17 +296,17 @@ def engine_error(exc: openai.APIError, base_url: str | None) -> FawnError:
         return fawn
     where = base_url or "the configured engine"
     if isinstance(exc, openai.APITimeoutError):
-        return EngineError(
+        return EngineUnreachable(
             f"The LLM engine at {where} did not answer in time. It may be overloaded: check "
             "`fawn doctor`, or raise FAWN_LLM_TIMEOUT_S."
         )
     if isinstance(exc, openai.APIConnectionError):
-        return EngineError(
+        return EngineUnreachable(
             f"Cannot reach the LLM engine at {where} ({_cause_text(exc)}). Start it with "
             "`fawn serve`, or set FAWN_LLM_BASE_URL to a running OpenAI-compatible server."
         )
     if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
-        return EngineError(
+        return EngineUnreachable(
             f"The LLM engine at {where} failed with HTTP {exc.status_code} after every retry: "
             f"{exc.message}. See the engine log; `fawn doctor` checks its health."
         )

@@ -5,6 +5,7 @@
     │   └── SpeechError          (agents) the text-to-speech backend is misconfigured
     ├── PlanDoesNotFit           the memory planner refuses a launch (carries the plan)
     ├── EngineError              the served model is unreachable, slow, or answered junk
+    │   ├── EngineUnreachable    no answer at all (down, restarting, timing out): transient
     │   └── EngineStartError     the embedded engine did not come up
     ├── BudgetTimeout            an LLM call waited too long for a slot in the budget
     ├── Overloaded               memory pressure: new jobs are refused for now (HTTP 503)
@@ -33,6 +34,13 @@ class ConfigError(FawnError):
 
 class EngineError(FawnError):
     """The LLM engine is unreachable, too slow, or returned something unusable."""
+
+
+class EngineUnreachable(EngineError):
+    """The engine did not answer (refused, timed out, or failed with a 5xx after retries).
+
+    Unlike a refused request, this may pass: a running job waits for the engine to come back.
+    """
 
 
 class EngineStartError(EngineError):

@@ -1,11 +1,12 @@
 """Errors of a job's life; the API answers them with 404 and 409, the pages and CLI say the same.
 
     FawnError (serving/errors.py)
-    ├── JobNotFound      no job with this id: never made, or deleted
-    └── JobConflict      the job's status does not allow this (a review it is not awaiting,
-                         a retry of a job that did not fail, a report not written yet)
+    ├── JobNotFound       no job with this id: never made, or deleted
+    ├── JobConflict       the job's status does not allow this (a review it is not awaiting,
+    │                     a retry of a job that did not fail, a report not written yet)
+    └── StoreUnavailable  the job database cannot be reached now (a running job waits for it)
 
-Both are FawnErrors, so a CLI command shows their message as a clean error.
+All are FawnErrors, so a CLI command shows their message as a clean error.
 """
 
 from __future__ import annotations
@@ -23,3 +24,10 @@ class JobNotFound(FawnError):
 
 class JobConflict(FawnError):
     """The job is in a status that does not allow what was asked; the message says which."""
+
+
+class StoreUnavailable(FawnError):
+    """The job database (or the checkpoints beside it) cannot be reached right now.
+
+    A transient outage: a running job waits for the database and resumes from its checkpoint.
+    """

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
@@ -21,10 +21,12 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from app.jobs.errors import StoreUnavailable
 from app.jobs.models import Artifact, Job, JobEvent, JobPage, JobStatus
 from app.jobs.rows import (
+    CLAIMABLE_STATUSES,
     FINAL_STATUSES,
     JSON_FIELDS,
     artifact_from_row,
@@ -85,6 +87,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, name)
     );
     """,
+    # 2: leases (as SQLite's version 2). Expiries are the database's clock, not a worker's.
+    """
+    ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_expires_at TIMESTAMPTZ;
+    CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_owner);
+    """,
 )
 _VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -93,6 +101,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )
 """
 _ARTIFACT_COLUMNS = "job_id, name, media_type, octet_length(data) AS size, created_at"
+_LEASE_EXPIRY = "clock_timestamp() + make_interval(secs => %s)"
 
 
 class PostgresJobStore:
@@ -116,6 +125,9 @@ class PostgresJobStore:
             check=ConnectionPool.check_connection,
             open=False,
             name="fawn-jobs",
+            # How long a call waits for a connection: while the database is down, a job's write
+            # fails after this (StoreUnavailable) and the job waits for the database.
+            timeout=CONNECT_TIMEOUT_S,
         )
         self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
 
@@ -125,13 +137,13 @@ class PostgresJobStore:
 
     def schema_version(self) -> int:
         """The highest migration applied to this database."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return _current_version(conn)
 
     def create(self, question: str, options: dict[str, Any]) -> Job:
         """Queue a new job."""
         stamp = now()
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 "INSERT INTO jobs (id, question, options, status, created_at, updated_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
@@ -141,7 +153,7 @@ class PostgresJobStore:
 
     def get(self, job_id: str) -> Job | None:
         """The job, or None for an unknown id."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,)).fetchone()
         return job_from_row(row) if row else None
 
@@ -155,7 +167,7 @@ class PostgresJobStore:
     ) -> JobPage:
         """Newest first, optionally filtered by status and by text in the question."""
         clause, params = job_filter(status, text, param="%s", like="ILIKE")
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             total = _found(
                 conn.execute(f"SELECT COUNT(*) AS n FROM jobs {clause}", params).fetchone()
             )["n"]
@@ -174,20 +186,101 @@ class PostgresJobStore:
             sql.SQL("{} = {}").format(sql.Identifier(key), sql.Placeholder()) for key in values
         )
         query = sql.SQL("UPDATE jobs SET {} WHERE id = %s RETURNING *").format(assignments)
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(query, [*values.values(), job_id]).fetchone()
         if row is None:
             raise KeyError(job_id)
         return job_from_row(row)
 
+    def update_if(self, job_id: str, expected: JobStatus, /, **fields: Any) -> Job | None:
+        """`update`, only while the job is in `expected` status; None (nothing changed) otherwise.
+
+        Two processes answering the same review race here: one wins, the other gets None.
+        """
+        values = {key: _column(key, value) for key, value in update_values(fields).items()}
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(key), sql.Placeholder()) for key in values
+        )
+        query = sql.SQL("UPDATE jobs SET {} WHERE id = %s AND status = %s RETURNING *").format(
+            assignments
+        )
+        with self._connection() as conn:
+            row = conn.execute(
+                query, [*values.values(), job_id, JobStatus(expected).value]
+            ).fetchone()
+        return job_from_row(row) if row else None
+
+    def claim_next(self, owner: str, lease_s: float, limit: int) -> list[Job]:
+        """Lease up to `limit` runnable jobs nobody holds (or whose lease expired), oldest first.
+
+        `FOR UPDATE SKIP LOCKED`: workers claiming at once each lock different rows, and none
+        waits for another's pick.
+        """
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"UPDATE jobs SET lease_owner = %s, lease_expires_at = {_LEASE_EXPIRY}"
+                " WHERE id IN (SELECT id FROM jobs WHERE status = ANY(%s)"
+                " AND (lease_owner IS NULL OR lease_expires_at < clock_timestamp())"
+                " ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *",
+                (owner, lease_s, list(CLAIMABLE_STATUSES), limit),
+            ).fetchall()
+        return sorted((job_from_row(r) for r in rows), key=lambda job: (job.created_at, job.id))
+
+    def claim(self, job_id: str, owner: str, lease_s: float) -> Job | None:
+        """Lease this job (whatever its status) unless another live owner holds it; None then."""
+        with self._connection() as conn:
+            row = conn.execute(
+                f"UPDATE jobs SET lease_owner = %s, lease_expires_at = {_LEASE_EXPIRY}"
+                " WHERE id = %s AND (lease_owner IS NULL OR lease_owner = %s"
+                " OR lease_expires_at < clock_timestamp()) RETURNING *",
+                (owner, lease_s, job_id, owner),
+            ).fetchone()
+        return job_from_row(row) if row else None
+
+    def renew(self, owner: str, job_ids: Sequence[str], lease_s: float) -> dict[str, JobStatus]:
+        """Extend `owner`'s leases on these jobs; returns the status of each one still held.
+
+        A job missing from the answer was lost: deleted, or taken over after the lease expired.
+        """
+        if not job_ids:
+            return {}
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"UPDATE jobs SET lease_expires_at = {_LEASE_EXPIRY}"
+                " WHERE lease_owner = %s AND id = ANY(%s) RETURNING id, status",
+                (lease_s, owner, list(job_ids)),
+            ).fetchall()
+        return {row["id"]: JobStatus(row["status"]) for row in rows}
+
+    def release(self, job_id: str, owner: str) -> None:
+        """Give the job's lease up, if `owner` holds it, so that any worker may claim it now."""
+        with self._connection() as conn:
+            conn.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+                " WHERE id = %s AND lease_owner = %s",
+                (job_id, owner),
+            )
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[DictRow]]:
+        """A pooled connection, in a transaction; a database that does not answer is
+        StoreUnavailable (transient: a running job waits for it)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailable(
+                f"The job database {self.where} does not answer ({exc})."
+            ) from exc
+
     def delete(self, job_id: str) -> bool:
         """Delete a job with its events and artifacts; False if it did not exist."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return conn.execute("DELETE FROM jobs WHERE id = %s", (job_id,)).rowcount > 0
 
     def unfinished(self) -> list[Job]:
         """Jobs that are not final, oldest first: what a restarted runner picks up."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT * FROM jobs WHERE status <> ALL(%s) ORDER BY created_at, id",
                 (list(FINAL_STATUSES),),
@@ -199,7 +292,7 @@ class PostgresJobStore:
 
         Raises KeyError for an unknown job.
         """
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             # Locking the job's row orders the appends of every process, so MAX + 1 is unique.
             _require(conn, job_id, "FOR NO KEY UPDATE")
             row = conn.execute(
@@ -212,7 +305,7 @@ class PostgresJobStore:
 
     def events(self, job_id: str, after_seq: int = 0) -> list[JobEvent]:
         """The job's events after `after_seq` (an SSE client's Last-Event-ID), in order."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT * FROM events WHERE job_id = %s AND seq > %s ORDER BY seq",
                 (job_id, after_seq),
@@ -221,7 +314,7 @@ class PostgresJobStore:
 
     def put_artifact(self, job_id: str, name: str, media_type: str, data: bytes) -> Artifact:
         """Store (or replace) a named file produced by the job; KeyError for an unknown job."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             # Keeps the job from being deleted in between, so the insert cannot miss it.
             _require(conn, job_id, "FOR KEY SHARE")
             row = conn.execute(
@@ -236,7 +329,7 @@ class PostgresJobStore:
 
     def get_artifact(self, job_id: str, name: str) -> tuple[Artifact, bytes] | None:
         """The artifact and its bytes, or None."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute(
                 f"SELECT {_ARTIFACT_COLUMNS}, data FROM artifacts WHERE job_id = %s AND name = %s",
                 (job_id, name),
@@ -245,7 +338,7 @@ class PostgresJobStore:
 
     def artifacts(self, job_id: str) -> list[Artifact]:
         """The job's artifacts, without their bytes."""
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE job_id = %s ORDER BY name",
                 (job_id,),
@@ -278,14 +371,17 @@ class PostgresCheckpointers:
                 row_factory=dict_row,
                 connect_timeout=CONNECT_TIMEOUT_S,
             )
+            async with conn:
+                saver = AsyncPostgresSaver(conn, serde=checkpoint_serializer())
+                if not self._ready:
+                    await _setup_checkpoints(conn, saver)
+                    self._ready = True
+                yield saver
         except psycopg.OperationalError as exc:
-            raise _unreachable(self.url, exc) from exc
-        async with conn:
-            saver = AsyncPostgresSaver(conn, serde=checkpoint_serializer())
-            if not self._ready:
-                await _setup_checkpoints(conn, saver)
-                self._ready = True
-            yield saver
+            # The store opened, so the database was there: an outage the run waits out.
+            raise StoreUnavailable(
+                f"The checkpoint database {redacted(self.url)} does not answer ({exc})."
+            ) from exc
 
 
 def connect(url: str) -> psycopg.Connection[DictRow]:

@@ -22,6 +22,10 @@ from serving.errors import ConfigError
 JSON_FIELDS = ("options", "plan", "sources")
 UPDATABLE = frozenset({"status", "plan", "sources", "report", "error", "attempts", "started_at"})
 FINAL_STATUSES = tuple(s.value for s in JobStatus if s.is_final)
+# What a worker may claim and run: not final, and not waiting for a person's plan review.
+CLAIMABLE_STATUSES = tuple(
+    s.value for s in JobStatus if not s.is_final and s is not JobStatus.AWAITING_PLAN_REVIEW
+)
 
 
 def now() -> datetime:

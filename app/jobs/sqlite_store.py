@@ -13,14 +13,16 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from app.jobs.errors import StoreUnavailable
 from app.jobs.models import Artifact, Job, JobEvent, JobPage, JobStatus
 from app.jobs.rows import (
+    CLAIMABLE_STATUSES,
     FINAL_STATUSES,
     JSON_FIELDS,
     artifact_from_row,
@@ -75,6 +77,13 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL,
         PRIMARY KEY (job_id, name)
     );
+    """,
+    # 2: leases. A worker claims a job by writing its name and an expiry it keeps renewing; a
+    # job whose lease expired (its worker died) can be claimed by another.
+    """
+    ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_expires_at TEXT;
+    CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_owner);
     """,
 )
 _VERSION_TABLE = """
@@ -172,6 +181,75 @@ class SqliteJobStore:
             raise KeyError(job_id)
         return job_from_row(row)
 
+    def update_if(self, job_id: str, expected: JobStatus, /, **fields: Any) -> Job | None:
+        """`update`, only while the job is in `expected` status; None (nothing changed) otherwise.
+
+        Two processes answering the same review race here: one wins, the other gets None.
+        """
+        values = {key: _column(key, value) for key, value in update_values(fields).items()}
+        assignments = ", ".join(f"{key} = ?" for key in values)
+        with self._transaction() as db:
+            row = db.execute(
+                f"UPDATE jobs SET {assignments} WHERE id = ? AND status = ? RETURNING *",
+                [*values.values(), job_id, JobStatus(expected).value],
+            ).fetchone()
+        return job_from_row(row) if row else None
+
+    def claim_next(self, owner: str, lease_s: float, limit: int) -> list[Job]:
+        """Lease up to `limit` runnable jobs nobody holds (or whose lease expired), oldest first.
+
+        The write lock (BEGIN IMMEDIATE) makes the pick and the lease one step for every
+        process on the file, so a job goes to one claimant only.
+        """
+        stamp = now()
+        marks = ", ".join("?" for _ in CLAIMABLE_STATUSES)
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id IN ("
+                f" SELECT id FROM jobs WHERE status IN ({marks})"
+                " AND (lease_owner IS NULL OR lease_expires_at < ?)"
+                " ORDER BY created_at, id LIMIT ?) RETURNING *",
+                [owner, _expiry(stamp, lease_s), *CLAIMABLE_STATUSES, _expiry(stamp, 0), limit],
+            ).fetchall()
+        return sorted((job_from_row(r) for r in rows), key=lambda job: (job.created_at, job.id))
+
+    def claim(self, job_id: str, owner: str, lease_s: float) -> Job | None:
+        """Lease this job (whatever its status) unless another live owner holds it; None then."""
+        stamp = now()
+        with self._transaction() as db:
+            row = db.execute(
+                "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id = ?"
+                " AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)"
+                " RETURNING *",
+                (owner, _expiry(stamp, lease_s), job_id, owner, _expiry(stamp, 0)),
+            ).fetchone()
+        return job_from_row(row) if row else None
+
+    def renew(self, owner: str, job_ids: Sequence[str], lease_s: float) -> dict[str, JobStatus]:
+        """Extend `owner`'s leases on these jobs; returns the status of each one still held.
+
+        A job missing from the answer was lost: deleted, or taken over after the lease expired.
+        """
+        if not job_ids:
+            return {}
+        marks = ", ".join("?" for _ in job_ids)
+        with self._transaction() as db:
+            rows = db.execute(
+                f"UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ? AND id IN ({marks})"
+                " RETURNING id, status",
+                [_expiry(now(), lease_s), owner, *job_ids],
+            ).fetchall()
+        return {row["id"]: JobStatus(row["status"]) for row in rows}
+
+    def release(self, job_id: str, owner: str) -> None:
+        """Give the job's lease up, if `owner` holds it, so that any worker may claim it now."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+                " WHERE id = ? AND lease_owner = ?",
+                (job_id, owner),
+            )
+
     def delete(self, job_id: str) -> bool:
         """Delete a job with its events and artifacts; False if it did not exist."""
         with self._transaction() as db:
@@ -252,7 +330,10 @@ class SqliteJobStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front, so two writers never deadlock upgrading a read.
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # still locked after the busy timeout
+                raise StoreUnavailable(f"The job store {self.path} is busy: {exc}.") from exc
             try:
                 yield self._db
             except BaseException:
@@ -314,6 +395,11 @@ def _statements(script: str) -> Iterator[str]:
             statement = ""
     if statement.strip():
         raise ValueError(f"Migration script ends in an unfinished statement: {statement!r}")
+
+
+def _expiry(stamp: datetime, lease_s: float) -> str:
+    # Fixed precision, so that expiries compare as text in timestamp order.
+    return (stamp + timedelta(seconds=lease_s)).isoformat(timespec="microseconds")
 
 
 def _column(key: str, value: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,3 +247,91 @@ def test_two_stores_on_one_database_share_jobs_and_one_event_sequence(
     assert [e.seq for e in first.events(job.id)] == list(range(1, 81))
     second.update(job.id, status=JobStatus.CANCELLED)
     assert first.get(job.id).status is JobStatus.CANCELLED  # type: ignore[union-attr]
+
+
+def test_a_runnable_job_is_claimed_by_one_claimant_oldest_first(store: JobStore) -> None:
+    jobs = [store.create(f"q{n}", {}) for n in range(4)]
+    store.update(jobs[0].id, status=JobStatus.DONE)
+    store.update(jobs[1].id, status=JobStatus.AWAITING_PLAN_REVIEW)
+
+    claimed = store.claim_next("worker-a", lease_s=30, limit=5)
+    assert [j.id for j in claimed] == [jobs[2].id, jobs[3].id]
+    assert store.claim_next("worker-b", lease_s=30, limit=5) == [], "a live lease is held"
+    assert store.claim(jobs[2].id, "worker-b", lease_s=30) is None
+    assert store.claim(jobs[2].id, "worker-a", lease_s=30) is not None, "the owner re-claims"
+
+
+def test_claims_take_at_most_the_limit(store: JobStore) -> None:
+    for n in range(3):
+        store.create(f"q{n}", {})
+    assert len(store.claim_next("w", lease_s=30, limit=2)) == 2
+    assert len(store.claim_next("w", lease_s=30, limit=2)) == 1
+    assert store.claim_next("w", lease_s=30, limit=2) == []
+
+
+def test_an_expired_lease_can_be_claimed_by_another_worker(store: JobStore) -> None:
+    job = store.create("q", {})
+    assert store.claim_next("dead-worker", lease_s=0.2, limit=1)
+    time.sleep(0.4)
+    taken = store.claim_next("live-worker", lease_s=30, limit=1)
+    assert [j.id for j in taken] == [job.id]
+    assert store.renew("dead-worker", [job.id], lease_s=30) == {}, "the old owner lost it"
+    assert store.renew("live-worker", [job.id], lease_s=30) == {job.id: JobStatus.QUEUED}
+
+
+def test_renewal_reports_the_status_of_held_jobs_and_drops_deleted_ones(store: JobStore) -> None:
+    kept, cancelled, deleted = (store.create(f"q{n}", {}) for n in range(3))
+    store.claim_next("w", lease_s=30, limit=3)
+    store.update(cancelled.id, status=JobStatus.CANCELLED)
+    store.delete(deleted.id)
+    held = store.renew("w", [kept.id, cancelled.id, deleted.id], lease_s=30)
+    assert held == {kept.id: JobStatus.QUEUED, cancelled.id: JobStatus.CANCELLED}
+    assert store.renew("w", [], lease_s=30) == {}
+
+
+def test_a_released_job_is_claimable_at_once(store: JobStore) -> None:
+    job = store.create("q", {})
+    store.claim_next("first", lease_s=30, limit=1)
+    store.release(job.id, "someone-else")
+    assert store.claim_next("second", lease_s=30, limit=1) == [], "only the owner releases"
+    store.release(job.id, "first")
+    assert [j.id for j in store.claim_next("second", lease_s=30, limit=1)] == [job.id]
+
+
+def test_a_done_job_can_be_claimed_by_id_for_its_podcast_but_is_not_runnable(
+    store: JobStore,
+) -> None:
+    job = store.create("q", {})
+    store.update(job.id, status=JobStatus.DONE, report="r")
+    assert store.claim_next("w", lease_s=30, limit=1) == []
+    claimed = store.claim(job.id, "w", lease_s=30)
+    assert claimed is not None and claimed.status is JobStatus.DONE
+
+
+def test_concurrent_claimants_never_share_a_job(open_store: StoreOpener) -> None:
+    # As workers in several processes would: each its own store on the one database.
+    stores = [open_store() for _ in range(4)]
+    created = [stores[0].create(f"q{n}", {}) for n in range(20)]
+    taken: dict[int, list[str]] = {}
+
+    def claim_all(i: int) -> None:
+        mine: list[str] = []
+        while batch := stores[i].claim_next(f"worker-{i}", lease_s=30, limit=2):
+            mine += [job.id for job in batch]
+        taken[i] = mine
+
+    run_in_threads(4, claim_all)
+    every = [job_id for mine in taken.values() for job_id in mine]
+    assert sorted(every) == sorted(job.id for job in created), "each job exactly once"
+
+
+def test_a_conditional_update_changes_the_job_only_in_the_expected_status(
+    store: JobStore,
+) -> None:
+    job = store.create("q", {})
+    store.update(job.id, status=JobStatus.AWAITING_PLAN_REVIEW)
+    won = store.update_if(job.id, JobStatus.AWAITING_PLAN_REVIEW, status=JobStatus.RESEARCHING)
+    assert won is not None and won.status is JobStatus.RESEARCHING
+    lost = store.update_if(job.id, JobStatus.AWAITING_PLAN_REVIEW, status=JobStatus.RESEARCHING)
+    assert lost is None
+    assert store.update_if("no-such-job", JobStatus.QUEUED, status=JobStatus.DONE) is None

@@ -57,9 +57,9 @@ CREATE TABLE IF NOT EXISTS artifacts (
     PRIMARY KEY (job_id, name)
 );
 """
-# The next step someone might append: a worker's lease on a job.
-LEASE_STEP = "ALTER TABLE jobs ADD COLUMN lease_owner TEXT;"
-BROKEN_STEP = "ALTER TABLE jobs ADD COLUMN lease_owner TEXT;\nSELECT no_such_function();"
+# A step someone might append next: a priority for each job.
+PRIORITY_STEP = "ALTER TABLE jobs ADD COLUMN priority INTEGER;"
+BROKEN_STEP = "ALTER TABLE jobs ADD COLUMN priority INTEGER;\nSELECT no_such_function();"
 
 # Opens the store the environment selects the moment the parent says "go"; prints what it did.
 OPEN_ON_GO = f"""
@@ -155,14 +155,14 @@ def test_an_appended_step_upgrades_a_database_in_place(
     job = store.create("kept across the upgrade", {"a": 1})
     store.close()
     steps = backend.MIGRATIONS
-    monkeypatch.setattr(backend, "MIGRATIONS", (*steps, LEASE_STEP))
+    monkeypatch.setattr(backend, "MIGRATIONS", (*steps, PRIORITY_STEP))
 
     upgraded = open_job_store(settings)
     try:
         assert upgraded.migrated == [len(steps) + 1]
         assert upgraded.schema_version() == len(steps) + 1
         assert upgraded.get(job.id) == job, "a new column does not disturb reading a job"
-        assert "lease_owner" in columns(settings)
+        assert "priority" in columns(settings)
     finally:
         upgraded.close()
 
@@ -177,14 +177,14 @@ def test_a_failing_step_leaves_the_database_at_its_version(
         open_job_store(settings)
     monkeypatch.setattr(backend, "MIGRATIONS", steps)
     assert reopen(settings).migrated == []
-    assert "lease_owner" not in columns(settings), "the step's first statement was rolled back"
+    assert "priority" not in columns(settings), "the step's first statement was rolled back"
 
 
 def test_a_schema_newer_than_the_code_is_refused_with_the_fix(
     settings: Settings, backend: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     steps = backend.MIGRATIONS
-    monkeypatch.setattr(backend, "MIGRATIONS", (*steps, LEASE_STEP))
+    monkeypatch.setattr(backend, "MIGRATIONS", (*steps, PRIORITY_STEP))
     reopen(settings)
     monkeypatch.setattr(backend, "MIGRATIONS", steps)
     with pytest.raises(ConfigError, match=r"newer than this Fawn knows.*upgrade Fawn"):
