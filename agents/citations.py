@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 
+from agents.markdown import escape
 from agents.sources import Source
 from agents.text import content_words, overlap, sentences
 
@@ -20,6 +21,7 @@ _EMPTY_PARENS = re.compile(r"\(\s*\)")
 _FENCE = re.compile(r"^(```|~~~)", re.MULTILINE)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?])")
 _DOUBLE_SPACE = re.compile(r"(?<=\S)[ \t]{2,}")
+_NEEDS_BRACKETS = re.compile(r"[\s()<>]")
 # Share of a sentence's content words a passage must hold to count as supporting it.
 MIN_SUPPORT = 0.5
 
@@ -107,12 +109,20 @@ def sources_section(registry: Sequence[Source]) -> str:
     """The report's `## Sources` section, written from the registry."""
     lines = ["## Sources", ""]
     for source in sorted(registry, key=lambda s: s.id):
-        title = source.title.replace("[", "(").replace("]", ")")
         day = source.retrieved_at[:10]
-        lines.append(f"- **[{source.id}]** [{title}]({source.url}) — retrieved {day}")
+        link = f"[{escape(source.title)}]({link_target(source.url)})"
+        lines.append(f"- **[{source.id}]** {link} — retrieved {day}")
     if not registry:
         lines.append("No sources were retrieved.")
     return "\n".join(lines) + "\n"
+
+
+def link_target(url: str) -> str:
+    """`url` as a Markdown link destination; one with spaces or parentheses in `<...>`, the form
+    CommonMark reads whole."""
+    if not _NEEDS_BRACKETS.search(url):
+        return url
+    return "<" + url.replace("<", "%3C").replace(">", "%3E") + ">"
 
 
 def _cite_at_end(sentence: str, source_ids: list[int]) -> str:

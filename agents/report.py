@@ -4,16 +4,19 @@ Layout: `# question`, `## Answer` (the model's focused answer, first sentence an
 question), `## Key points` (the evidence the answer was read from, then the first finding of
 each step), `## Analysis` (every step's notes, code, output and figures as data: URIs),
 `## Notes` (what went differently, if anything) and `## Sources`, written from the registry.
-Step notes cite local numbers; they are mapped to registry ids here, and everything except code
-and the Sources section passes the citation check.
+Step notes cite local numbers; they are mapped to registry ids here. Every piece of untrusted
+text (the question, titles, passages, model prose) passes the citation check and is escaped
+(`agents.markdown`) as it is placed, so no source can inject Markdown or HTML into the report.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from agents.citations import check_citations, remap_citations, sources_section
 from agents.config import ReportStyle
+from agents.markdown import escape, prose
 from agents.sources import Source
 from agents.state import CodeRun, StepResult
 from agents.text import sentences, truncate
@@ -29,6 +32,7 @@ STYLE_GUIDES: dict[ReportStyle, str] = {
     "for a decision, and what they imply.",
 }
 OUTPUT_CHARS = 3000
+_BACKTICKS = re.compile(r"`+")
 NO_ANSWER = "The sources found do not answer the question."
 
 
@@ -47,23 +51,35 @@ def key_points(results: Sequence[StepResult], registry: Sequence[Source]) -> lis
     return points
 
 
+def fenced(text: str, language: str) -> list[str]:
+    """`text` in a code fence longer than any backtick run inside it, so it cannot close early."""
+    longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + language, text, fence]
+
+
 def code_block(run: CodeRun) -> str:
     """A step's program, its output and its figures, as Markdown."""
-    parts = ["```python", run.code, "```"]
+    parts = fenced(run.code, "python")
     if run.stdout.strip():
-        parts += ["", "Output:", "", "```text", truncate(run.stdout.strip(), OUTPUT_CHARS), "```"]
+        parts += ["", "Output:", "", *fenced(truncate(run.stdout.strip(), OUTPUT_CHARS), "text")]
     if not run.ok and run.stderr.strip():
-        parts += ["", "Error:", "", "```text", truncate(run.stderr.strip(), OUTPUT_CHARS), "```"]
-    parts += [f"\n![{figure.name}]({figure.data_uri})" for figure in run.figures]
+        parts += ["", "Error:", "", *fenced(truncate(run.stderr.strip(), OUTPUT_CHARS), "text")]
+    parts += [f"\n![{escape(figure.name)}]({figure.data_uri})" for figure in run.figures]
     return "\n".join(parts)
+
+
+def checked_prose(text: str, registry: Sequence[Source]) -> str:
+    """Model or source text as a safe report paragraph citing only registered sources."""
+    return prose(check_citations(text, registry))
 
 
 def analysis_section(results: Sequence[StepResult], registry: Sequence[Source]) -> str:
     """`## Analysis`: each step's notes, and code runs in full."""
     lines = ["## Analysis", ""]
     for result in results:
-        lines += [f"### {result.title.strip() or 'Step ' + str(result.index + 1)}", ""]
-        lines += [global_notes(result, registry), ""]
+        lines += [f"### {escape(result.title) or 'Step ' + str(result.index + 1)}", ""]
+        lines += [checked_prose(global_notes(result, registry), registry), ""]
         if result.code is not None:
             lines += [code_block(result.code), ""]
     return "\n".join(lines)
@@ -78,13 +94,23 @@ def assemble_report(
     evidence: Sequence[str] = (),
 ) -> str:
     """The whole report; every citation in it resolves to a registered source."""
-    sections = [f"# {question.strip()}", f"## Answer\n\n{answer.strip() or NO_ANSWER}"]
+    sections = [f"# {escape(question)}", answer_section(answer, registry)]
     points = list(dict.fromkeys([*evidence, *key_points(results, registry)]))
     if points:
-        sections.append("## Key points\n\n" + "\n".join(f"- {point}" for point in points))
+        sections.append(bullets("Key points", points, registry))
     if results:
         sections.append(analysis_section(results, registry).rstrip())
     if notices:
-        sections.append("## Notes\n\n" + "\n".join(f"- {notice}" for notice in notices))
-    body = "\n\n".join(sections)
-    return check_citations(body, registry).rstrip() + "\n\n" + sources_section(registry)
+        sections.append(bullets("Notes", notices, registry))
+    return "\n\n".join(sections) + "\n\n" + sources_section(registry)
+
+
+def answer_section(answer: str, registry: Sequence[Source]) -> str:
+    """`## Answer` with the answer as a checked, escaped paragraph."""
+    return f"## Answer\n\n{checked_prose(answer.strip() or NO_ANSWER, registry)}"
+
+
+def bullets(heading: str, items: Sequence[str], registry: Sequence[Source]) -> str:
+    """A `## heading` section listing `items` as checked, escaped bullets."""
+    lines = "\n".join(f"- {checked_prose(item, registry)}" for item in items)
+    return f"## {heading}\n\n{lines}"

@@ -148,6 +148,8 @@ class ResearchState(TypedDict, total=False):
     plan_iterations: int
     sources: Annotated[list[Source], merge_sources]
     sources_announced: int
+    # (iteration, index) of every step result already announced as a StepDone event.
+    steps_announced: list[list[int]]
     step_results: Annotated[list[StepResult], merge_step_results]
     notices: Annotated[list[str], merge_notices]
     usage: Annotated[Usage, add_usage]

@@ -1,9 +1,17 @@
-"""Plain-text helpers the roles share: content words, sentences, entities, truncation."""
+"""Plain-text helpers the roles share: content words, sentences, entities, truncation.
+
+Sentences are split by pySBD (rule-based, the "Golden Rules" of sentence boundaries), which keeps
+abbreviations, initials and decimals inside their sentence ("Edward Davis Wood Jr. was ...",
+"3.5 million", "U.S."), in the language of the run's locale where pySBD knows it.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
+from functools import cache
+
+import pysbd
 
 _STOPWORD_TEXT = """
 a about above after again against all also am an and any are as at be because been before being
@@ -16,7 +24,8 @@ explain describe list name many much
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+# pySBD's languages (ISO 639-1); any other locale is split by the English rules.
+_SEGMENTER_LANGUAGES = frozenset(pysbd.languages.LANGUAGE_CODES)
 _YES_NO_OPENING = re.compile(
     r"^\W*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may)\b",
     re.IGNORECASE,
@@ -39,9 +48,18 @@ def content_words(text: str) -> list[str]:
     return list(seen)
 
 
-def sentences(text: str) -> list[str]:
-    """`text` split into sentences (a simple splitter: ends at . ! ? and their CJK forms)."""
-    return [part.strip() for part in _SENTENCE_END.split(text.strip()) if part.strip()]
+def sentences(text: str, locale: str = "en") -> list[str]:
+    """`text` split into sentences, abbreviations, initials and decimals kept whole."""
+    text = text.strip()
+    if not text:
+        return []
+    return [part.strip() for part in _segmenter(locale).segment(text) if part.strip()]
+
+
+@cache
+def _segmenter(locale: str) -> pysbd.Segmenter:
+    language = locale.split("-")[0].lower()
+    return pysbd.Segmenter(language=language if language in _SEGMENTER_LANGUAGES else "en")
 
 
 def is_yes_no_question(question: str) -> bool:

@@ -33,8 +33,10 @@ from urllib.parse import unquote
 from pydantic import BaseModel, Field, ValidationError
 
 from agents.config import ResearchOptions
+from agents.markdown import unescape
 from agents.research import ResearchResult, run_research
 from agents.runtime import Runtime
+from agents.text import sentences
 from agents.tools.corpus import LocalCorpus
 from agents.tools.ingest import WIKIPEDIA, load_documents
 from agents.tools.search import corpus_path
@@ -151,15 +153,12 @@ _ANSWER_LABEL = re.compile(
     r"^\s*(?:the\s+)?(?:final\s+)?answer\s*(?:is\b\s*:?|:)\s*", re.IGNORECASE
 )
 _VERDICT = re.compile(r"^\W*(yes|no)\b(?=\s*(?:[,.;:!—–-]|$))", re.IGNORECASE)
-# A period after these ends an abbreviation or an initial ("Jr.", "U.S."), not a sentence.
-_ABBREVIATION = re.compile(
-    r"(?:\b[A-Z]|\b(?:[A-Z]\.)+[A-Z]?|\b(?:Mrs|Mr|Ms|Dr|St|Jr|Sr|vs|etc|e\.g|i\.e|Inc|Co))\.$"
-)
 
 
 def plain_text(markdown: str) -> str:
-    """Markdown reduced to the words a reader sees: no links, URLs, citation marks or bullets."""
-    text = _LINK.sub(r"\1", markdown)
+    """Markdown reduced to the words a reader sees: no links, URLs, citation marks, bullets or
+    escapes."""
+    text = _LINK.sub(r"\1", unescape(markdown))
     text = _CITATION_MARK.sub("", _BARE_URL.sub("", text))
     text = text.replace("*", "").replace("__", "").replace("`", "")
     lines = (_ANSWER_LABEL.sub("", _LINE_MARKUP.sub("", line)) for line in text.splitlines())
@@ -168,27 +167,16 @@ def plain_text(markdown: str) -> str:
 
 def split_sentences(markdown: str) -> list[str]:
     """The sentences of a markdown text, in order; every line break also ends a sentence."""
-    sentences: list[str] = []
-    for line in plain_text(markdown).splitlines():
-        start = 0
-        for match in re.finditer(r"[.!?](?=\s)", line):
-            head = line[start : match.end()]
-            if match.group() == "." and _ABBREVIATION.search(head):
-                continue
-            sentences.append(head.strip())
-            start = match.end()
-        if line[start:].strip():
-            sentences.append(line[start:].strip())
-    return sentences
+    return [part for line in plain_text(markdown).splitlines() for part in sentences(line)]
 
 
 def short_answer(answer: str) -> str:
     """The Answer's first sentence, or only its "yes"/"no" when it opens with one."""
-    sentences = split_sentences(answer)
-    if not sentences:
+    parts = split_sentences(answer)
+    if not parts:
         return ""
-    verdict = _verdict(sentences[0])
-    return verdict or sentences[0]
+    verdict = _verdict(parts[0])
+    return verdict or parts[0]
 
 
 def answer_recall(answer: str, gold: str) -> float:

@@ -16,7 +16,7 @@ from langgraph.runtime import Runtime as GraphRuntime
 
 from agents.citations import remap_citations
 from agents.errors import SandboxError
-from agents.events import Status, StepDone, StepStarted, ToolResult
+from agents.events import Status, StepStarted, ToolResult
 from agents.llm import ModelCalls
 from agents.nodes import emit
 from agents.nodes.researcher import step_fields, step_result, write_notes
@@ -158,5 +158,4 @@ async def coder(task: StepTask, runtime: GraphRuntime[Runtime]) -> ResearchState
             error=None if run.ok else "the program failed",
         )
         update = {}
-    emit(runtime, StepDone(**step_fields(task), notes=result.notes, error=result.error))
     return {**update, "step_results": [result], "usage": calls.usage}

@@ -8,6 +8,7 @@ planner runs again and may add a round, until `plan_rounds` plans were made.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -26,6 +27,9 @@ from agents.state import Plan, ResearchState, Step, StepResult, StepType
 from agents.structured import generate_structured
 from agents.text import content_words, truncate
 from serving.budget import CallClass
+
+log = logging.getLogger(__name__)
+PLAN_FALLBACK = "The model's plan could not be used; researching the question directly."
 
 PLAN_MAX_TOKENS = 512
 FINDING_CHARS = 400
@@ -80,7 +84,7 @@ def fallback_plan(question: str, options: ResearchOptions, reason: str) -> Plan:
     """A one-step plan that researches the question itself."""
     return Plan(
         locale=options.locale,
-        thought=f"The model's plan was unusable ({reason}); researching the question directly.",
+        thought=PLAN_FALLBACK,
         title=truncate(question, TITLE_CHARS),
         has_enough_context=False,
         steps=[
@@ -135,14 +139,13 @@ async def planner(
         fallback=lambda reason: fallback_plan(question, options, reason),
     )
     plan = made.value
-    emit(
-        runtime, PlanReady(plan=plan, iteration=iteration + 1, fallback_reason=made.fallback_reason)
-    )
-    update: ResearchState = {"plan": plan, "plan_iterations": iteration + 1, "usage": calls.usage}
+    # The parse error is for developers (the log); users read what happened, in their words.
+    shown = PLAN_FALLBACK if made.fallback_reason else None
     if made.fallback_reason:
-        update["notices"] = [
-            f"The model's plan could not be used ({made.fallback_reason}), so the question "
-            "itself was researched."
-        ]
+        log.info("plan fallback: %s", made.fallback_reason)
+    emit(runtime, PlanReady(plan=plan, iteration=iteration + 1, fallback_reason=shown))
+    update: ResearchState = {"plan": plan, "plan_iterations": iteration + 1, "usage": calls.usage}
+    if shown:
+        update["notices"] = [shown]
     goto = Node.REPORTER if plan.has_enough_context else Node.PLAN_REVIEW
     return Command(goto=goto, update=update)

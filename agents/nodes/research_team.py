@@ -4,8 +4,9 @@ Research steps depend on nothing, so they all run at once (one `Send` each). An 
 processing step works on what came before it, so it waits for every earlier step. With the
 `parallel_steps` option off, each wave holds only the first ready step, so the steps run one
 after another in plan order. After each wave the team node runs again: it announces the sources
-the wave registered and sends the next wave, or, when every step of the plan is done, returns to
-the planner.
+the wave registered and the steps it finished (their notes citing registry ids, the numbers the
+report and its Sources list use, which only exist once the wave's sources are merged), and sends
+the next wave, or, when every step of the plan is done, returns to the planner.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ from collections.abc import Sequence
 from langgraph.runtime import Runtime as GraphRuntime
 from langgraph.types import Send
 
-from agents.events import Phase, SourceAdded, Status
+from agents.events import Phase, SourceAdded, Status, StepDone
 from agents.nodes import Node, emit
+from agents.report import global_notes
 from agents.runtime import Runtime
 from agents.state import ResearchState, Step, StepTask, StepType
 
+_STEP_FIELDS = {"iteration", "index", "title", "error"}
+
 
 async def research_team(state: ResearchState, runtime: GraphRuntime[Runtime]) -> ResearchState:
-    """Announce sources registered since the last wave, and the research phase on entry."""
+    """Announce sources registered and steps finished since the last wave, and the research
+    phase on entry."""
     if not any(
         r.iteration == state.get("plan_iterations", 0) for r in state.get("step_results", [])
     ):
@@ -30,7 +35,13 @@ async def research_team(state: ResearchState, runtime: GraphRuntime[Runtime]) ->
     sources = state.get("sources", [])
     for source in sources[state.get("sources_announced", 0) :]:
         emit(runtime, SourceAdded(source=source))
-    return {"sources_announced": len(sources)}
+    announced = {tuple(key) for key in state.get("steps_announced", [])}
+    for result in state.get("step_results", []):
+        if result.key not in announced:
+            notes = global_notes(result, sources)
+            emit(runtime, StepDone(**result.model_dump(include=_STEP_FIELDS), notes=notes))
+    keys = [list(result.key) for result in state.get("step_results", [])]
+    return {"sources_announced": len(sources), "steps_announced": keys}
 
 
 def depends_on(steps: Sequence[Step], index: int) -> list[int]:

@@ -12,6 +12,7 @@ grounded notes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from langgraph.runtime import Runtime as GraphRuntime
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.citations import ground, strip_unknown_urls
-from agents.events import ErrorEvent, StepDone, StepStarted, ToolResult
+from agents.events import ErrorEvent, StepStarted, ToolResult
 from agents.llm import ModelCalls
 from agents.nodes import emit
 from agents.prompts import render_messages
@@ -36,6 +37,8 @@ QUERY_MAX_TOKENS = 48
 PASSAGE_CHARS = 1200
 NOTES_PASSAGES = 4
 EXTRACT_SENTENCES = 2
+NO_SOURCES = "No sources were found for this step."
+log = logging.getLogger(__name__)
 
 
 class SearchQuery(BaseModel):
@@ -64,17 +67,18 @@ def extractive_notes(question: str, sources: Sequence[Source]) -> str:
 
 
 def ground_notes(text: str, question: str, sources: Sequence[Source]) -> tuple[str, str | None]:
-    """The model's notes cut to the sentences the shown passages support, each cited; the
-    sources' own sentences if none are left (and why)."""
+    """The model's notes cut to the sentences the shown passages support, each cited, or the
+    sources' own sentences if none are left; and the problem to show the user, if any."""
     passages = {k: s.passage for k, s in enumerate(sources, 1)}
     text = " ".join(line.lstrip("#>*- ").strip() for line in text.splitlines() if line.strip())
     text = ground(strip_unknown_urls(text, ()), passages, drop_unsupported=True, known=question)
     if text:
         return text, None
     if not sources:
-        return text or "No sources were found for this step.", "no sources were found"
-    reason = "the sources support none of the model's notes, so their key sentences are used"
-    return extractive_notes(question, sources), reason
+        return NO_SOURCES, NO_SOURCES
+    # Not a failure the user must hear about: the sources' own sentences are the notes.
+    log.info("no note of the model's was supported by its sources; extracted sentences instead")
+    return extractive_notes(question, sources), None
 
 
 async def write_notes(
@@ -146,7 +150,6 @@ async def researcher(task: StepTask, runtime: GraphRuntime[Runtime]) -> Research
     result = step_result(task, notes, shown, [*gathered.errors, *([reason] if reason else [])])
     for error in gathered.errors:
         emit(runtime, ErrorEvent(message=error))
-    emit(runtime, StepDone(**step_fields(task), notes=notes, error=result.error))
     return {"step_results": [result], "sources": gathered.sources, "usage": calls.usage}
 
 

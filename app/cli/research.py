@@ -263,9 +263,7 @@ def show_event(event: ResearchEvent) -> None:
         case "plan":
             _progress.print(plan_table(event.plan))
             if event.fallback_reason:
-                _progress.print(
-                    f"[yellow]The model's plan was unusable ({escape(event.fallback_reason)}).[/]"
-                )
+                _progress.print(f"[yellow]{escape(event.fallback_reason)}[/]")
         case "step_started":
             _progress.print(f"[bold]Step {event.index + 1}:[/] {escape(event.title)}")
         case "tool_result":

@@ -13,7 +13,7 @@ from langgraph.types import Command
 
 from agents.citations import cited_ids
 from agents.config import ReportStyle, ResearchOptions
-from agents.events import Phase, PlanReady, ResearchEvent, Status, StepStarted
+from agents.events import ErrorEvent, Phase, PlanReady, ResearchEvent, Status, StepDone, StepStarted
 from agents.graph import build_graph, sqlite_checkpointer
 from agents.nodes.coordinator import obvious_route
 from agents.report import STYLE_GUIDES
@@ -21,7 +21,7 @@ from agents.research import ResearchResult, initial_state, resume_research, run_
 from agents.state import Plan, PlanReview, Route, Step, StepType
 from agents.tools.sandbox import run_python, sandbox_unavailable_reason
 from serving.errors import EngineError
-from tests.agents.conftest import Script, cut_off, scripted_runtime
+from tests.agents.conftest import DOCS, Doc, MemorySearch, Script, cut_off, scripted_runtime
 
 QUESTION = "Which magazine was started first, Arthur's Magazine or First for Women?"
 ARTHUR = {"title": "Arthur's Magazine start", "description": "When Arthur's Magazine started."}
@@ -388,3 +388,36 @@ async def test_a_crashed_run_resumes_without_redoing_finished_steps(tmp_path: Pa
         FIRST["title"],
     }
     assert "## Answer" in result.report
+
+
+async def test_step_notes_cite_the_numbers_the_report_uses() -> None:
+    result, events = await research(default_script(notes="It was published from 1844 [1]."))
+    done = [e for e in events if isinstance(e, StepDone)]
+    assert len(done) == 2
+    analysis = result.report.split("## Analysis")[1].split("## Sources")[0]
+    for event in done:
+        assert set(cited_ids(event.notes)) <= {s.id for s in result.sources}
+        assert event.notes in analysis
+
+
+async def test_users_never_see_parse_errors_from_the_plan() -> None:
+    result, events = await research(default_script(plan="{not json"))
+    shown = [e.fallback_reason or "" for e in events if isinstance(e, PlanReady)]
+    shown += [e.message for e in events if isinstance(e, ErrorEvent)]
+    shown += [e.error or "" for e in events if isinstance(e, StepDone)]
+    shown += [*result.notices, result.report]
+    assert shown[0] == "The model's plan could not be used; researching the question directly."
+    assert not any(re.search(r"JSON|cut off|model's notes", text) for text in shown)
+
+
+async def test_an_untrusted_source_title_reaches_the_markdown_as_text() -> None:
+    hostile = Doc("<img src=x onerror=alert(1)> *Arthur's* Magazine", DOCS[0].text)
+    events: list[ResearchEvent] = []
+    result = await run_research(
+        QUESTION,
+        ResearchOptions(auto_accept_plan=True),
+        scripted_runtime(default_script(), MemorySearch([hostile, *DOCS[1:]])),
+        on_event=events.append,
+    )
+    assert "<img" not in result.report.replace("\\<img", "")
+    assert "\\<img src=x onerror=alert(1)\\> \\*Arthur's\\* Magazine" in result.report

@@ -1,10 +1,10 @@
-"""Plain-text helpers: yes/no questions are told from open ones by their opening."""
+"""Plain-text helpers: yes/no questions told by their opening; sentences split by pySBD."""
 
 from __future__ import annotations
 
 import pytest
 
-from agents.text import is_yes_no_question
+from agents.text import is_yes_no_question, sentences
 
 
 @pytest.mark.parametrize(
@@ -20,3 +20,29 @@ from agents.text import is_yes_no_question
 )
 def test_yes_no_questions_are_told_by_their_opening_verb(question: str, yes_no: bool) -> None:
     assert is_yes_no_question(question) is yes_no
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Ed Wood (born Edward Davis Wood Jr.) was an American filmmaker. He died in 1978.",
+            ["Ed Wood (born Edward Davis Wood Jr.) was an American filmmaker.", "He died in 1978."],
+        ),
+        (
+            "It grossed $3.5 million in the U.S. in 1999. J. R. R. Tolkien wrote it [2].",
+            ["It grossed $3.5 million in the U.S. in 1999.", "J. R. R. Tolkien wrote it [2]."],
+        ),
+        ("Was it? Yes [1]. Dr. Smith agreed!", ["Was it?", "Yes [1].", "Dr. Smith agreed!"]),
+        ("", []),
+    ],
+)
+def test_sentences_keep_abbreviations_initials_and_decimals_whole(
+    text: str, expected: list[str]
+) -> None:
+    assert sentences(text) == expected
+
+
+def test_sentences_follow_the_locale_language() -> None:
+    assert sentences("我是学生。你好！", "zh-CN") == ["我是学生。", "你好！"]
+    assert sentences("One. Two.", "xx-YY") == ["One.", "Two."]

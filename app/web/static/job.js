@@ -158,7 +158,7 @@
       drawPlan(data.plan);
       const count = (data.plan.steps || []).length;
       const text = "Plan ready: " + count + " step" + (count === 1 ? "" : "s") +
-        (data.fallback_reason ? " (fallback: " + data.fallback_reason + ")" : "");
+        (data.fallback_reason ? ". " + data.fallback_reason : "");
       timeline.append(entry(seq, "ev-plan", text));
     },
     plan_review: function (seq, data) {
