@@ -1,8 +1,9 @@
 """The local corpus: passages in one SQLite file (WAL), searched with FTS5 and ranked by bm25.
 
 A `Document` is one passage: a whole short document, or one chunk of a long one (`chunk` counts
-from 0). Its id is a hash of its URL (and chunk number), so adding the same file again changes
-nothing, and adding a changed file updates its passages in place.
+from 0), with the heading path of the section it comes from (`section`, empty when none). Its id
+is a hash of its URL (and chunk number), so adding the same file again changes nothing, and
+adding a changed file updates its passages in place.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ from agents.errors import SearchError
 from agents.text import STOPWORDS, unique, words
 from agents.tools.search import SearchHit
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_QUERY_TERMS = 32
-# Matches in a title count twice as much as in the text: titles name what a passage is about.
+# Matches in a title or a section heading count twice as much as in the text: they name what a
+# passage is about.
 TITLE_WEIGHT = 2.0
+SECTION_WEIGHT = 2.0
 TEXT_WEIGHT = 1.0
+# A hit's title names its section too, so a model reading sources (and a reader of citations)
+# knows which part of a long document a passage is from.
+HIT_TITLE_SEPARATOR = " › "
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS passages (
@@ -35,29 +41,40 @@ CREATE TABLE IF NOT EXISTS passages (
     url TEXT NOT NULL,
     chunk INTEGER NOT NULL,
     title TEXT NOT NULL,
+    section TEXT NOT NULL DEFAULT '',
     text TEXT NOT NULL,
     added_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_url ON passages (url);
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5 (
-    title, text, content='passages', content_rowid='pk',
+    title, section, text, content='passages', content_rowid='pk',
     tokenize='porter unicode61 remove_diacritics 2'
 );
 CREATE TRIGGER IF NOT EXISTS passages_ai AFTER INSERT ON passages BEGIN
-    INSERT INTO passages_fts (rowid, title, text) VALUES (new.pk, new.title, new.text);
+    INSERT INTO passages_fts (rowid, title, section, text)
+    VALUES (new.pk, new.title, new.section, new.text);
 END;
 CREATE TRIGGER IF NOT EXISTS passages_ad AFTER DELETE ON passages BEGIN
-    INSERT INTO passages_fts (passages_fts, rowid, title, text)
-    VALUES ('delete', old.pk, old.title, old.text);
+    INSERT INTO passages_fts (passages_fts, rowid, title, section, text)
+    VALUES ('delete', old.pk, old.title, old.section, old.text);
 END;
 CREATE TRIGGER IF NOT EXISTS passages_au AFTER UPDATE ON passages BEGIN
-    INSERT INTO passages_fts (passages_fts, rowid, title, text)
-    VALUES ('delete', old.pk, old.title, old.text);
-    INSERT INTO passages_fts (rowid, title, text) VALUES (new.pk, new.title, new.text);
+    INSERT INTO passages_fts (passages_fts, rowid, title, section, text)
+    VALUES ('delete', old.pk, old.title, old.section, old.text);
+    INSERT INTO passages_fts (rowid, title, section, text)
+    VALUES (new.pk, new.title, new.section, new.text);
 END;
 """
-_COLUMNS = "id, url, chunk, title, text, added_at"
+# Version 1 had no sections: add the column, and index it by building the full-text index again.
+MIGRATE_FROM_1 = """
+ALTER TABLE passages ADD COLUMN section TEXT NOT NULL DEFAULT '';
+DROP TRIGGER passages_ai;
+DROP TRIGGER passages_ad;
+DROP TRIGGER passages_au;
+DROP TABLE passages_fts;
+"""
+_COLUMNS = "id, url, chunk, title, section, text, added_at"
 
 
 def document_id(url: str, chunk: int = 0) -> str:
@@ -76,12 +93,27 @@ class Document(BaseModel):
     url: str
     text: str
     chunk: int = 0
+    section: str = ""
     added_at: datetime | None = None
 
     @classmethod
-    def passage(cls, *, title: str, url: str, text: str, chunk: int = 0) -> Document:
+    def passage(
+        cls, *, title: str, url: str, text: str, chunk: int = 0, section: str = ""
+    ) -> Document:
         """A new passage with its stable id."""
-        return cls(id=document_id(url, chunk), title=title, url=url, text=text, chunk=chunk)
+        return cls(
+            id=document_id(url, chunk),
+            title=title,
+            url=url,
+            text=text,
+            chunk=chunk,
+            section=section,
+        )
+
+    @property
+    def heading(self) -> str:
+        """The title with the section, if any: what a search hit is called."""
+        return HIT_TITLE_SEPARATOR.join(part for part in (self.title, self.section) if part)
 
 
 @dataclass(frozen=True)
@@ -137,13 +169,17 @@ class LocalCorpus:
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in (0, 1, SCHEMA_VERSION):
             raise SearchError(
                 f"{self.path} has corpus format {version}, this Fawn reads {SCHEMA_VERSION}; "
                 "move it aside and add the documents again."
             )
         db.execute("PRAGMA journal_mode=WAL")
+        if version == 1:
+            db.executescript(MIGRATE_FROM_1)
         db.executescript(SCHEMA)
+        if version == 1:
+            db.execute("INSERT INTO passages_fts (passages_fts) VALUES ('rebuild')")
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def add(self, docs: Iterable[Document]) -> AddResult:
@@ -160,20 +196,22 @@ class LocalCorpus:
 
     @staticmethod
     def _upsert(db: sqlite3.Connection, doc: Document, now: str) -> str:
-        row = db.execute("SELECT url, title, text FROM passages WHERE id = ?", (doc.id,)).fetchone()
+        row = db.execute(
+            "SELECT url, title, section, text FROM passages WHERE id = ?", (doc.id,)
+        ).fetchone()
         if row is None:
             db.execute(
-                "INSERT INTO passages (id, url, chunk, title, text, added_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (doc.id, doc.url, doc.chunk, doc.title, doc.text, now, now),
+                "INSERT INTO passages (id, url, chunk, title, section, text, added_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc.id, doc.url, doc.chunk, doc.title, doc.section, doc.text, now, now),
             )
             return "added"
-        if tuple(row) == (doc.url, doc.title, doc.text):
+        if tuple(row) == (doc.url, doc.title, doc.section, doc.text):
             return "unchanged"
         db.execute(
-            "UPDATE passages SET url = ?, chunk = ?, title = ?, text = ?, updated_at = ? "
-            "WHERE id = ?",
-            (doc.url, doc.chunk, doc.title, doc.text, now, doc.id),
+            "UPDATE passages SET url = ?, chunk = ?, title = ?, section = ?, text = ?, "
+            "updated_at = ? WHERE id = ?",
+            (doc.url, doc.chunk, doc.title, doc.section, doc.text, now, doc.id),
         )
         return "updated"
 
@@ -185,24 +223,33 @@ class LocalCorpus:
         return len(stale)
 
     def search(self, query: str, limit: int = 10) -> list[SearchHit]:
-        """The `limit` passages that best match `query` by bm25, best first."""
+        """The `limit` passages that best match `query` by bm25, best first, as search hits."""
+        return [
+            SearchHit(
+                title=doc.heading, url=doc.url, passage=doc.text, score=score, provider="local"
+            )
+            for doc, score in self.ranked(query, limit)
+        ]
+
+    def ranked(self, query: str, limit: int = 10) -> list[tuple[Document, float]]:
+        """The `limit` passages that best match `query`, best first, with their bm25 score
+        (higher is better)."""
         match = fts_query(query)
         if self.count() == 0:
             raise SearchError(
                 f"The local corpus at {self.path} is empty; add documents with "
                 "`fawn corpus add PATH`."
             )
+        columns = ", ".join(f"p.{column}" for column in _COLUMNS.split(", "))
         sql = (
-            "SELECT p.title, p.url, p.text, bm25(passages_fts, ?, ?) AS rank "
+            f"SELECT {columns}, bm25(passages_fts, ?, ?, ?) AS rank "
             "FROM passages_fts JOIN passages AS p ON p.pk = passages_fts.rowid "
             "WHERE passages_fts MATCH ? ORDER BY rank LIMIT ?"
         )
+        weights = (TITLE_WEIGHT, SECTION_WEIGHT, TEXT_WEIGHT)
         with self._connect() as db:
-            rows = db.execute(sql, (TITLE_WEIGHT, TEXT_WEIGHT, match, limit)).fetchall()
-        return [
-            SearchHit(title=r[0], url=r[1], passage=r[2], score=-r[3], provider="local")
-            for r in rows
-        ]
+            rows = db.execute(sql, (*weights, match, limit)).fetchall()
+        return [(_document(row), -row["rank"]) for row in rows]
 
     def list_documents(self, limit: int | None = None, offset: int = 0) -> list[Document]:
         """Stored passages, oldest first."""
@@ -239,6 +286,7 @@ def _document(row: sqlite3.Row) -> Document:
         url=row["url"],
         chunk=row["chunk"],
         title=row["title"],
+        section=row["section"],
         text=row["text"],
         added_at=datetime.fromisoformat(row["added_at"]),
     )

@@ -1,76 +1,152 @@
-"""Turning files into corpus passages: text, Markdown, HTML, PDF, JSON/JSONL records, HotpotQA.
+"""Turning files into corpus passages: documents by their sections, JSON/JSONL records, HotpotQA.
 
-Local files get `file://` URLs of their absolute path. Long texts are cut into overlapping chunks
-of about `CHUNK_WORDS` words, so one passage fits a small model's context next to a few others.
-A HotpotQA file (a JSON list of questions whose `context` holds `[title, [sentences]]` pairs)
-becomes one passage per distinct paragraph, at its Wikipedia URL.
+A document (see agents/tools/documents.py for the formats) is converted to Markdown and cut at
+its headings; each section's text becomes passages of about `CHUNK_WORDS` words that carry the
+section's heading path, so one passage fits a small model's context next to a few others and
+still says where it comes from. Local files get `file://` URLs of their absolute path. A HotpotQA
+file (a JSON list of questions whose `context` holds `[title, [sentences]]` pairs) becomes one
+passage per distinct paragraph, at its Wikipedia URL.
+
+`read_path` reads a file or a whole folder and reports every file it skipped, with the reason;
+`load_documents` is the strict form for callers that need all of a file.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
-
-import trafilatura
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
 
 from agents.errors import SearchError
 from agents.text import sentences
 from agents.tools.corpus import Document
+from agents.tools.documents import DOCUMENT_SUFFIXES, UnreadableDocument, to_markdown
+from agents.tools.documents import html_text as html_text  # re-exported for the page reader
+from agents.tools.documents import pdf_text as pdf_text  # re-exported for the page reader
+from agents.tools.sections import SECTION_SEPARATOR, markdown_sections, markdown_title
 
 CHUNK_WORDS = 220
 CHUNK_OVERLAP_WORDS = 40
-TEXT_SUFFIXES = frozenset({".txt", ".text"})
-MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
-HTML_SUFFIXES = frozenset({".html", ".htm"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl"})
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES | {".pdf"}
+SUPPORTED_SUFFIXES = DOCUMENT_SUFFIXES | JSON_SUFFIXES
 WIKIPEDIA = "https://en.wikipedia.org/wiki/"
 
 
-def load_documents(path: Path) -> Iterator[Document]:
-    """The passages of a file, or of every supported file under a folder (hidden ones skipped)."""
+class SkipReason(StrEnum):
+    """Why a file added no passages."""
+
+    UNKNOWN_TYPE = "unknown_type"
+    UNREADABLE = "unreadable"
+    EMPTY = "empty"
+    NOT_RECORDS = "not_records"
+    # Only uploads have a size limit; a file given on the command line is read whole.
+    TOO_LARGE = "too_large"
+
+
+class SkippedFile(SearchError):
+    """A file that adds nothing to the corpus, and why: raised for a file, reported in a folder."""
+
+    def __init__(self, path: Path, reason: SkipReason, detail: str) -> None:
+        super().__init__(f"{path} {detail}")
+        self.path, self.reason, self.detail = path, reason, detail
+
+
+@dataclass(frozen=True)
+class ReadFile:
+    """A file that was read, with its passages."""
+
+    path: Path
+    documents: list[Document]
+
+
+def read_path(path: Path) -> Iterator[ReadFile | SkippedFile]:
+    """Every file of a folder (hidden ones left out), or the one file, read or skipped; a file
+    that cannot be read is reported and the next one read."""
     if path.is_dir():
-        for file in sorted(path.rglob("*")):
-            hidden = any(part.startswith(".") for part in file.relative_to(path).parts)
-            if file.is_file() and file.suffix.lower() in SUPPORTED_SUFFIXES and not hidden:
-                yield from _load_file(file)
-        return
-    if not path.is_file():
-        raise SearchError(f"{path} does not exist; give a file or folder to add.")
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise SearchError(
-            f"Cannot add {path}: supported files are {', '.join(sorted(SUPPORTED_SUFFIXES))}."
+        files = (
+            file
+            for file in sorted(path.rglob("*"))
+            if file.is_file()
+            and not any(part.startswith(".") for part in file.relative_to(path).parts)
         )
-    yield from _load_file(path)
+    elif path.is_file():
+        files = iter([path])
+    else:
+        raise SearchError(f"{path} does not exist; give a file or folder to add.")
+    for file in files:
+        try:
+            yield ReadFile(file, read_file(file))
+        except SkippedFile as skipped:
+            yield skipped
 
 
-def _load_file(path: Path) -> Iterator[Document]:
+def load_documents(path: Path) -> Iterator[Document]:
+    """The passages of a file or folder; raises the first SkippedFile (use `read_path` to go on)."""
+    for result in read_path(path):
+        if isinstance(result, SkippedFile):
+            raise result
+        yield from result.documents
+
+
+def read_file(path: Path, *, name: str | None = None) -> list[Document]:
+    """The passages of one file; SkippedFile says why there are none. A document without a title
+    of its own is titled `name`, by default the file's name without its suffix."""
     suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise SkippedFile(
+            path,
+            SkipReason.UNKNOWN_TYPE,
+            f"is of unknown type {suffix or '(no suffix)'}; supported files are "
+            f"{', '.join(sorted(SUPPORTED_SUFFIXES))}.",
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SearchError(f"Cannot read {path}: {exc.strerror}.") from exc
+        raise SkippedFile(path, SkipReason.UNREADABLE, f"cannot be read: {exc.strerror}.") from exc
     url = path.resolve().as_uri()
     if suffix in JSON_SUFFIXES:
-        yield from _json_documents(data, path, url)
-        return
-    if suffix == ".pdf":
-        title, text = pdf_text(data, source=str(path))
-    elif suffix in HTML_SUFFIXES:
-        title, text = html_text(data, url=url)
+        documents = list(_json_documents(data, path, url))
     else:
-        text = data.decode("utf-8", errors="replace")
-        title = markdown_title(text) if suffix in MARKDOWN_SUFFIXES else None
-    yield from split_document(title=title or path.stem, url=url, text=text)
+        try:
+            converted = to_markdown(data, suffix)
+        except UnreadableDocument as exc:
+            raise SkippedFile(
+                path, SkipReason.UNREADABLE, f"cannot be read as a {suffix} file ({exc})."
+            ) from exc
+        documents = list(
+            document_passages(
+                title=converted.title, markdown=converted.markdown, url=url, name=name or path.stem
+            )
+        )
+    if not documents:
+        raise SkippedFile(path, SkipReason.EMPTY, "holds no text.")
+    return documents
+
+
+def document_passages(
+    *, title: str | None, markdown: str, url: str, name: str
+) -> Iterator[Document]:
+    """A converted document as passages, section by section; titled by `title`, else its first
+    top-level heading, else `name`. A section path that starts with the title leaves it out."""
+    title = " ".join((title or "").split()) or markdown_title(markdown) or name
+    number = 0
+    for section in markdown_sections(markdown):
+        headings = section.headings
+        if headings and headings[0].casefold() == title.casefold():
+            headings = headings[1:]
+        section_title = SECTION_SEPARATOR.join(headings)
+        for chunk in chunk_text(section.text):
+            yield Document.passage(
+                title=title, url=url, text=chunk, chunk=number, section=section_title
+            )
+            number += 1
 
 
 def split_document(*, title: str, url: str, text: str) -> Iterator[Document]:
-    """A document as passages: one per chunk of its text; nothing if it has no text."""
+    """A text with no headings as passages: one per chunk of its text; nothing if it has none."""
     for number, chunk in enumerate(chunk_text(text)):
         yield Document.passage(title=title, url=url, text=chunk, chunk=number)
 
@@ -115,33 +191,6 @@ def _tail(pieces: list[str], max_words: int) -> list[str]:
     return tail
 
 
-def markdown_title(text: str) -> str | None:
-    """The first `# heading` of a Markdown text."""
-    for line in text.splitlines():
-        if line.startswith("# "):
-            return line[2:].strip() or None
-    return None
-
-
-def html_text(html: bytes | str, *, url: str | None = None) -> tuple[str | None, str]:
-    """The title and main text of an HTML page (all its text when no main part is found)."""
-    extracted = trafilatura.bare_extraction(html, url=url, with_metadata=True)
-    if extracted is not None and extracted.text:
-        return extracted.title, extracted.text
-    return (extracted.title if extracted else None), trafilatura.html2txt(html)
-
-
-def pdf_text(data: bytes, *, source: str) -> tuple[str | None, str]:
-    """The title (from its metadata) and the text of every page of a PDF."""
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        text = "\n".join(page.extract_text() or "" for page in reader.pages)
-        title = reader.metadata.title if reader.metadata else None
-    except (PyPdfError, ValueError, KeyError) as exc:
-        raise SearchError(f"Cannot read the PDF {source}: {exc}.") from exc
-    return title, text
-
-
 def _json_documents(data: bytes, path: Path, url: str) -> Iterator[Document]:
     records = _parse_json(data, path)
     if is_hotpotqa(records):
@@ -149,9 +198,11 @@ def _json_documents(data: bytes, path: Path, url: str) -> Iterator[Document]:
         return
     for number, record in enumerate(records):
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise SearchError(
-                f"Record {number + 1} of {path} has no `text`; records need "
-                '{"title": ..., "url": ..., "text": ...} (title and url optional).'
+            raise SkippedFile(
+                path,
+                SkipReason.NOT_RECORDS,
+                f"is not records: record {number + 1} has no `text`; records need "
+                '{"title": ..., "url": ..., "text": ...} (title and url optional).',
             )
         record_url = str(record.get("url") or f"{url}#record={number + 1}")
         title = str(record.get("title") or f"{path.stem} {number + 1}")
@@ -165,7 +216,9 @@ def _parse_json(data: bytes, path: Path) -> list[Any]:
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SearchError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}.") from exc
+        raise SkippedFile(
+            path, SkipReason.UNREADABLE, f"is not valid JSON (line {exc.lineno}): {exc.msg}."
+        ) from exc
     return parsed if isinstance(parsed, list) else [parsed]
 
 

@@ -160,6 +160,79 @@ def test_list_documents_pages_in_insertion_order(corpus: LocalCorpus) -> None:
     assert [d.id for d in corpus.list_documents(limit=1, offset=1)] == [DOCS[1].id]
 
 
+def test_a_section_heading_is_searched_and_names_the_hit(tmp_path: Path) -> None:
+    corpus = LocalCorpus(tmp_path / "corpus.sqlite3")
+    guide = "file:///docs/s3.rst"
+    corpus.add(
+        [
+            Document.passage(title="S3 guide", url=guide, text="Sizes are in MiB.", chunk=0,
+                             section="Multipart uploads"),
+            Document.passage(title="S3 guide", url=guide, text="Buckets hold objects.", chunk=1,
+                             section="Buckets"),
+        ]
+    )  # fmt: skip
+    [hit, *_] = corpus.search("multipart")
+    assert (hit.title, hit.passage) == ("S3 guide › Multipart uploads", "Sizes are in MiB.")
+    [(doc, score), *_] = corpus.ranked("multipart")
+    assert (doc.title, doc.section, doc.chunk, score) == (
+        "S3 guide",
+        "Multipart uploads",
+        0,
+        hit.score,
+    )
+    assert corpus.search("Radio")[0:1] == []
+
+
+def test_a_new_section_heading_updates_the_passage(tmp_path: Path) -> None:
+    corpus = LocalCorpus(tmp_path / "corpus.sqlite3")
+    doc = Document.passage(title="Guide", url="file:///g.md", text="Text.", section="Old")
+    corpus.add([doc])
+    result = corpus.add([doc.model_copy(update={"section": "New"})])
+    assert (result.updated, result.unchanged) == (1, 0)
+    assert corpus.search("new")[0].title == "Guide › New"
+    assert corpus.search("old") == []
+
+
+# The schema of format 1 (before sections), as Fawn wrote it until issue 14.
+FORMAT_1 = """
+CREATE TABLE passages (pk INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, url TEXT NOT NULL,
+    chunk INTEGER NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL, added_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
+CREATE INDEX passages_url ON passages (url);
+CREATE VIRTUAL TABLE passages_fts USING fts5 (title, text, content='passages',
+    content_rowid='pk', tokenize='porter unicode61 remove_diacritics 2');
+CREATE TRIGGER passages_ai AFTER INSERT ON passages BEGIN
+    INSERT INTO passages_fts (rowid, title, text) VALUES (new.pk, new.title, new.text); END;
+CREATE TRIGGER passages_ad AFTER DELETE ON passages BEGIN
+    INSERT INTO passages_fts (passages_fts, rowid, title, text)
+    VALUES ('delete', old.pk, old.title, old.text); END;
+CREATE TRIGGER passages_au AFTER UPDATE ON passages BEGIN
+    INSERT INTO passages_fts (passages_fts, rowid, title, text)
+    VALUES ('delete', old.pk, old.title, old.text);
+    INSERT INTO passages_fts (rowid, title, text) VALUES (new.pk, new.title, new.text); END;
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_corpus_of_format_1_is_migrated_keeping_its_passages_searchable(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(FORMAT_1)
+        db.executemany(
+            "INSERT INTO passages (id, url, chunk, title, text, added_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')",
+            [(d.id, d.url, d.chunk, d.title, d.text) for d in DOCS],
+        )
+    corpus = LocalCorpus(path)
+    assert corpus.search("private FM radio station")[0].title == DOCS[2].title
+    assert [(d.id, d.section) for d in corpus.list_documents()] == [(d.id, "") for d in DOCS]
+    assert corpus.add(DOCS).unchanged == 3
+    corpus.add([DOCS[0].model_copy(update={"section": "History"})])
+    assert corpus.search("history")[0].title == "Arthur's Magazine › History"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
 def test_a_corpus_of_another_format_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "corpus.sqlite3"
     with sqlite3.connect(path) as db:
@@ -185,7 +258,7 @@ async def test_local_provider_searches_the_corpus_under_the_data_dir(tmp_path: P
 
 
 def test_unknown_provider_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(SearchError, match="'local' or 'web'"):
+    with pytest.raises(SearchError, match="use 'local'"):
         make_provider("bing", data_dir=tmp_path)  # type: ignore[arg-type]
 
 

@@ -9,15 +9,20 @@ from pathlib import Path
 import pytest
 
 from agents.errors import SearchError
-from agents.tools.corpus import document_id
+from agents.tools.corpus import Document, document_id
 from agents.tools.ingest import (
     CHUNK_OVERLAP_WORDS,
     CHUNK_WORDS,
+    ReadFile,
+    SkippedFile,
+    SkipReason,
     chunk_text,
     is_hotpotqa,
     load_documents,
+    read_path,
     wikipedia_url,
 )
+from tests.document_files import EVERY_FORMAT, PLAIN_TEXT, write_every_format, zip_bytes
 
 
 def minimal_pdf(text: str, title: str) -> bytes:
@@ -54,12 +59,37 @@ def long_text(sentences: int) -> str:
 def test_markdown_takes_its_title_from_the_first_heading(tmp_path: Path) -> None:
     file = tmp_path / "notes.md"
     file.write_text("Intro line.\n\n# Bees and pollination\n\nBees carry pollen between flowers.\n")
-    [doc] = load_documents(file)
+    intro, doc = load_documents(file)
+    assert (intro.title, intro.section, intro.text) == ("Bees and pollination", "", "Intro line.")
     assert doc.title == "Bees and pollination"
     assert doc.url == file.resolve().as_uri()
     assert doc.url.startswith("file:///")
-    assert "Bees carry pollen between flowers." in doc.text
-    assert doc.id == document_id(doc.url)
+    assert doc.text == "Bees carry pollen between flowers."
+    assert (intro.id, doc.id) == (document_id(doc.url), document_id(doc.url, 1))
+
+
+def test_passages_carry_the_heading_path_of_their_section(tmp_path: Path) -> None:
+    file = tmp_path / "guide.md"
+    file.write_text(
+        "# AWS CLI guide\n\n## S3\n\n### Multipart\n\nUploads split at 8 MiB.\n\n"
+        "```\n# not a heading\n```\n\n## EC2\n\nInstances boot.\n"
+    )
+    docs = list(load_documents(file))
+    assert [(d.title, d.section, d.chunk) for d in docs] == [
+        ("AWS CLI guide", "S3 › Multipart", 0),
+        ("AWS CLI guide", "EC2", 1),
+    ]
+    assert "# not a heading" in docs[0].text
+    assert docs[0].heading == "AWS CLI guide › S3 › Multipart"
+
+
+def test_a_long_section_is_split_into_passages_that_all_carry_it(tmp_path: Path) -> None:
+    file = tmp_path / "long.md"
+    file.write_text(f"# Book\n\n## Chapter\n\n{long_text(120)}\n")
+    docs = list(load_documents(file))
+    assert len(docs) > 1
+    assert {(d.title, d.section) for d in docs} == {("Book", "Chapter")}
+    assert [d.chunk for d in docs] == list(range(len(docs)))
 
 
 def test_text_file_is_titled_by_its_name(tmp_path: Path) -> None:
@@ -84,6 +114,63 @@ def test_html_keeps_the_main_text_and_drops_the_boilerplate(tmp_path: Path) -> N
     assert "Subscribe now" not in doc.text
 
 
+def test_a_folder_of_every_format_imports_each_under_its_sections_and_reports_the_rest(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "docs"
+    samples = write_every_format(folder)
+    (folder / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (folder / "index.json").write_text(json.dumps({"topics": ["s3", "ec2"]}))
+    (folder / "binary.txt").write_bytes(b"\xff\xfe\x00\x01\x02")
+    (folder / "broken.docx").write_bytes(zip_bytes({"word/nothing.xml": b"<x/>"}))
+    (folder / "blank.md").write_text("  \n")
+
+    results = {result.path.name: result for result in read_path(folder)}
+
+    skipped = {name: r.reason for name, r in results.items() if isinstance(r, SkippedFile)}
+    assert skipped == {
+        "photo.png": SkipReason.UNKNOWN_TYPE,
+        "index.json": SkipReason.NOT_RECORDS,
+        "binary.txt": SkipReason.UNREADABLE,
+        "broken.docx": SkipReason.UNREADABLE,
+        "blank.md": SkipReason.EMPTY,
+    }
+    assert "record 1 has no `text`" in str(results["index.json"])
+    assert "unknown type .png" in str(results["photo.png"])
+    for name, sample in samples.items():
+        result = results[name]
+        assert isinstance(result, ReadFile), f"{name}: {result}"
+        assert {d.title for d in result.documents} == {sample.title}, name
+        holding = passage_with(result.documents, sample.text)
+        assert holding.section.endswith(sample.section), (name, holding.section)
+        assert holding.url == (folder / name).resolve().as_uri()
+    comets = results[PLAIN_TEXT[0]]
+    assert isinstance(comets, ReadFile)
+    assert [(d.title, d.section, d.text) for d in comets.documents] == [
+        ("comets", "", PLAIN_TEXT[1])
+    ]
+    assert len(results) == len(EVERY_FORMAT) + 1 + len(skipped)
+    every_text = " ".join(
+        d.text for r in results.values() if isinstance(r, ReadFile) for d in r.documents
+    )
+    assert "<!--" not in every_text  # markup of the converters (slide numbers) is left out
+
+
+def passage_with(documents: list[Document], text: str) -> Document:
+    """The one passage that holds `text` (the sentence of a written sample)."""
+    [holding] = [d for d in documents if text in d.text]
+    return holding
+
+
+def test_an_html_menu_and_an_rst_include_stay_out_of_the_passages(tmp_path: Path) -> None:
+    write_every_format(tmp_path)
+    page = " ".join(d.text for d in load_documents(tmp_path / "page.html"))
+    guide = " ".join(d.text for d in load_documents(tmp_path / "guide.rst"))
+    assert "Subscribe now" not in page
+    assert Path("/etc/hostname").read_text().strip() not in guide
+    assert "include" not in guide
+
+
 def test_pdf_text_and_title_are_extracted(tmp_path: Path) -> None:
     file = tmp_path / "paper.pdf"
     file.write_bytes(minimal_pdf("Fawn reads PDF files offline.", "A tiny paper"))
@@ -95,7 +182,7 @@ def test_pdf_text_and_title_are_extracted(tmp_path: Path) -> None:
 def test_a_broken_pdf_is_a_search_error(tmp_path: Path) -> None:
     file = tmp_path / "broken.pdf"
     file.write_bytes(b"%PDF-1.4\nthis is not a pdf body")
-    with pytest.raises(SearchError, match="Cannot read the PDF"):
+    with pytest.raises(SkippedFile, match=r"cannot be read as a \.pdf file"):
         list(load_documents(file))
 
 
@@ -120,7 +207,7 @@ def test_json_and_jsonl_records_become_documents(tmp_path: Path) -> None:
 def test_a_record_without_text_is_refused_with_the_expected_shape(tmp_path: Path) -> None:
     file = tmp_path / "bad.jsonl"
     file.write_text(json.dumps({"title": "no text here"}) + "\n")
-    with pytest.raises(SearchError, match=r"Record 1 .* has no `text`"):
+    with pytest.raises(SkippedFile, match=r"is not records: record 1 has no `text`"):
         list(load_documents(file))
 
 
@@ -202,23 +289,30 @@ def test_a_long_file_becomes_numbered_passages_with_distinct_ids(tmp_path: Path)
     assert all(d.title == "long" and d.url == docs[0].url for d in docs)
 
 
-def test_a_folder_is_walked_recursively_skipping_hidden_and_unsupported_files(
-    tmp_path: Path,
-) -> None:
+def test_a_folder_is_walked_recursively_leaving_out_hidden_files(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / ".git").mkdir()
     (tmp_path / "a.md").write_text("# A\n\nFirst.")
     (tmp_path / "sub" / "b.txt").write_text("Second.")
-    (tmp_path / "sub" / "image.png").write_bytes(b"\x89PNG")
     (tmp_path / ".git" / "c.txt").write_text("Hidden.")
     (tmp_path / ".hidden.md").write_text("Hidden too.")
     docs = list(load_documents(tmp_path))
-    assert sorted(d.text for d in docs) == ["# A First.", "Second."]
+    assert sorted((d.title, d.text) for d in docs) == [("A", "First."), ("b", "Second.")]
 
 
-def test_empty_files_give_no_passages(tmp_path: Path) -> None:
+def test_load_documents_stops_at_a_file_it_cannot_read_naming_it_and_why(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("# A\n\nFirst.")
+    (tmp_path / "b.json").write_text('{"not": "records"}')
+    with pytest.raises(SkippedFile, match=r"b\.json is not records") as raised:
+        list(load_documents(tmp_path))
+    assert raised.value.reason is SkipReason.NOT_RECORDS
+
+
+def test_an_empty_file_is_skipped_as_empty(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("  \n")
-    assert list(load_documents(tmp_path / "empty.txt")) == []
+    with pytest.raises(SkippedFile, match="holds no text") as raised:
+        list(load_documents(tmp_path / "empty.txt"))
+    assert raised.value.reason is SkipReason.EMPTY
 
 
 def test_missing_and_unsupported_paths_are_refused_with_the_fix(tmp_path: Path) -> None:
