@@ -4,11 +4,15 @@ run behaves exactly as it started."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-SearchProviderName = Literal["local", "web"]
+# `local`, `web`, or `mcp:NAME` (an MCP server's search tool; whether NAME is configured is
+# known only where the settings are, so a run with an unknown one reports it at its first search).
+MCP_SERVER_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+PROVIDER_PATTERN = rf"^(local|web|mcp:{MCP_SERVER_NAME})$"
+SearchProviderName = Annotated[str, StringConstraints(pattern=PROVIDER_PATTERN)]
 
 
 class ReportStyle(StrEnum):
@@ -48,7 +52,9 @@ class ResearchOptions(BaseModel):
         description="Language of the plan and the report, as a BCP 47 tag (en-US, zh-CN, ...).",
     )
     provider: SearchProviderName = Field(
-        default="local", description="Where to search: the local corpus, or the web."
+        default="local",
+        description="Where to search: `local` (the corpus), `web`, or `mcp:NAME` (the search "
+        "tool of the MCP server configured as NAME).",
     )
     auto_accept_plan: bool = Field(
         default=False, description="Skip the human plan review and research the plan as made."

@@ -8,7 +8,7 @@ Every event dumps to JSON with `event.model_dump(mode="json")`; `kind` names its
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
@@ -88,6 +88,18 @@ class ToolResult(BaseModel):
         return capped(text)
 
 
+class ToolCall(BaseModel):
+    """A call of an MCP server's tool and what came of it: a summary of its result, or the
+    error that made the step go on without it."""
+
+    kind: Literal["tool_call"] = "tool_call"
+    server: str
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    summary: str
+    error: str | None = None
+
+
 class StepDone(BaseModel):
     """A plan step finished, with its notes."""
 
@@ -128,6 +140,7 @@ ResearchEvent = Annotated[
     | StepStarted
     | SourceAdded
     | ToolResult
+    | ToolCall
     | StepDone
     | ReportChunk
     | ErrorEvent

@@ -18,6 +18,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agents.config import SearchProviderName
 from agents.context import ContextBudget
+from agents.tools.mcp_config import McpSettings
 from agents.tools.sandbox import SandboxResult, run_python, sandbox_unavailable_reason
 from agents.tools.search import SearchProvider, make_provider
 from serving.budget import Budget, CallClass
@@ -72,9 +73,15 @@ class Runtime:
 
 
 def connect_runtime(
-    endpoint: Endpoint, llm: LLMSettings, budget: Budget, *, data_dir: Path
+    endpoint: Endpoint,
+    llm: LLMSettings,
+    budget: Budget,
+    *,
+    data_dir: Path,
+    mcp: McpSettings | None = None,
 ) -> Runtime:
-    """The production runtime: gated chat models on `endpoint`, real search, the sandbox.
+    """The production runtime: gated chat models on `endpoint`, real search (with the MCP
+    servers `mcp` configures), the sandbox.
 
     Its chat models come from the process's one pool for `endpoint` and `budget`; close it with
     `Runtime.close` when the runtime is done.
@@ -83,7 +90,7 @@ def connect_runtime(
 
     @cache
     def search_for(name: SearchProviderName) -> SearchProvider:
-        return make_provider(name, data_dir=data_dir)
+        return make_provider(name, data_dir=data_dir, mcp=mcp)
 
     reason = sandbox_unavailable_reason()
     return Runtime(

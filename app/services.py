@@ -72,7 +72,9 @@ def open_services(
                 pressure=pressure,
                 engine_max_num_seqs=endpoint.max_num_seqs,
             )
-        runtime = connect_runtime(endpoint, llm, budget, data_dir=settings.data_dir)
+        runtime = connect_runtime(
+            endpoint, llm, budget, data_dir=settings.data_dir, mcp=settings.mcp
+        )
         pressure.start()
         try:
             yield Services(endpoint, budget, pressure, runtime)

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from agents.podcast.settings import TtsSettings
+from agents.tools.mcp_config import McpSettings
 from app.jobs.settings import JobSettings
 from serving.pressure import PressureSettings
 from serving.settings import EngineSettings, GatewaySettings, LLMSettings
@@ -50,6 +51,9 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     pressure: PressureSettings = Field(default_factory=PressureSettings)
     tts: TtsSettings = Field(default_factory=TtsSettings)
+    mcp: McpSettings = Field(
+        default_factory=McpSettings, description="MCP servers as research tools, by name."
+    )
     jobs: JobSettings = Field(default_factory=JobSettings)
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     port: int = Field(default=8080, gt=0, lt=65536)

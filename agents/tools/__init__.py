@@ -1,1 +1,2 @@
-"""Tools the research agents use: search providers, the page reader, the Python sandbox."""
+"""Tools the research agents use: search providers (the corpus, the web, MCP servers), the page
+reader, the Python sandbox."""

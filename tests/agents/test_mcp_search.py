@@ -1,0 +1,103 @@
+"""The `mcp:NAME` provider against a real stdio MCP server (tests/agents/mcp_kb.py), no model."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from agents.config import ResearchOptions
+from agents.errors import SearchError
+from agents.tools.mcp_client import McpServer, McpToolError
+from agents.tools.mcp_config import McpServerConfig, McpSettings
+from agents.tools.mcp_search import McpSearch, search_arguments
+from agents.tools.search import make_provider
+from tests.agents.mcp_kb import FACT, FACT_URL
+
+KB = Path(__file__).with_name("mcp_kb.py")
+
+
+def kb_config(behaviour: str = "kb", **fields: object) -> McpServerConfig:
+    """The test knowledge base as a stdio server, behaving as asked."""
+    fields = {"search_tool": "search", "timeout_s": 10.0, **fields}
+    return McpServerConfig(command=sys.executable, args=[str(KB), behaviour], **fields)
+
+
+def kb_search(behaviour: str = "kb", **fields: object) -> McpSearch:
+    return McpSearch(McpServer("kb", kb_config(behaviour, **fields)))
+
+
+async def test_search_results_become_hits_with_urls_or_mcp_references() -> None:
+    hits = await kb_search().search("Quillfeather Lighthouse designer", 5)
+    assert [hit.url for hit in hits] == [FACT_URL, "mcp://kb/search/marrowby"]
+    assert hits[0].passage == FACT and hits[0].title == "Quillfeather Lighthouse"
+    assert {hit.provider for hit in hits} == {"mcp:kb"}
+
+
+async def test_the_result_count_goes_to_the_tools_limit_argument() -> None:
+    assert len(await kb_search().search("lighthouse", 1)) == 1
+
+
+async def test_a_hanging_server_times_out_with_a_clear_error() -> None:
+    started = time.monotonic()
+    with pytest.raises(McpToolError, match=r"did not answer search within 2 s"):
+        await kb_search("hang", timeout_s=2.0).search("lighthouse", 3)
+    assert time.monotonic() - started < 10, "the timeout was not honoured"
+
+
+async def test_a_server_that_crashes_mid_call_is_a_clear_error() -> None:
+    with pytest.raises(McpToolError, match=r"closed the connection during search"):
+        await kb_search("crash").search("lighthouse", 3)
+
+
+async def test_ten_megabytes_of_output_are_cut_at_the_cap() -> None:
+    hits = await kb_search("huge", max_output_chars=50_000).search("lighthouse", 3)
+    assert len(hits) == 1 and 0 < len(hits[0].passage) <= 50_000
+
+
+async def test_a_server_that_is_not_installed_is_a_clear_error() -> None:
+    config = McpServerConfig(command="fawn-no-such-mcp-server", search_tool="search")
+    with pytest.raises(McpToolError, match=r"is not installed or not on PATH"):
+        await McpSearch(McpServer("gone", config)).search("lighthouse", 3)
+
+
+async def test_tools_off_the_allow_list_are_listed_as_refused_and_never_called() -> None:
+    server = McpServer("kb", kb_config(tools=["search"]))
+    allowed = {tool.name: tool.allowed for tool in await server.list_tools()}
+    assert allowed == {"search": True, "delete_everything": False}
+    with pytest.raises(McpToolError, match="allow-list"):
+        await server.call("delete_everything", {})
+
+
+def test_the_query_goes_to_the_argument_the_schema_names() -> None:
+    schema = {"properties": {"terms": {"type": "string"}, "limit": {"type": "integer"}},
+              "required": ["terms"]}  # fmt: skip
+    assert search_arguments(schema, "q1", 4) == {"terms": "q1", "limit": 4}
+    assert search_arguments(schema, "q1", 4, "other") == {"other": "q1", "limit": 4}
+    ambiguous = {"properties": {"a": {"type": "string"}, "b": {"type": "string"}}}
+    with pytest.raises(McpToolError, match="query_argument"):
+        search_arguments(ambiguous, "q1", 4)
+
+
+def test_a_server_needs_exactly_one_transport_and_its_search_tool_allowed() -> None:
+    with pytest.raises(ValidationError, match="either `command`"):
+        McpServerConfig(command="x", url="http://127.0.0.1:1/mcp")
+    with pytest.raises(ValidationError, match="allow-list"):
+        McpServerConfig(command="x", tools=["other"], search_tool="search")
+    with pytest.raises(ValidationError, match="MCP server name"):
+        McpSettings(servers={"bad name": McpServerConfig(command="x")})
+
+
+def test_provider_names_are_checked_and_unknown_servers_explained(tmp_path: Path) -> None:
+    assert ResearchOptions(provider="mcp:kb").provider == "mcp:kb"
+    with pytest.raises(ValidationError):
+        ResearchOptions(provider="mcp:")
+    with pytest.raises(SearchError, match=r"\[mcp.servers.wiki\]"):
+        make_provider("mcp:wiki", data_dir=tmp_path, mcp=McpSettings())
+    provider = make_provider(
+        "mcp:kb", data_dir=tmp_path, mcp=McpSettings(servers={"kb": kb_config()})
+    )
+    assert provider.name == "mcp:kb"
