@@ -25,6 +25,17 @@ class ReportStyle(StrEnum):
     STRATEGIC_INVESTMENT = "strategic_investment"
 
 
+class ReportMode(StrEnum):
+    """Which report the reporter writes."""
+
+    # What the served model declares it can do (serving/models.yaml `abilities`).
+    AUTO = "auto"
+    # The extractive answer card: a short answer read from the best passages, with its evidence.
+    CARD = "card"
+    # A full report: the answer, then sections written from the findings (falls back to the card).
+    FULL = "full"
+
+
 class ResearchOptions(BaseModel):
     """How one research run plans, searches and reports."""
 
@@ -45,6 +56,11 @@ class ResearchOptions(BaseModel):
     )
     report_style: ReportStyle = Field(
         default=ReportStyle.ACADEMIC, description="The voice of the report."
+    )
+    report_mode: ReportMode = Field(
+        default=ReportMode.AUTO,
+        description="`full` forces a full report, `card` the short answer card; `auto` writes "
+        "what the served model can do.",
     )
     locale: str = Field(
         default="en-US",

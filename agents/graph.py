@@ -23,7 +23,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from agents.config import ReportStyle, ResearchOptions
+from agents.config import ReportMode, ReportStyle, ResearchOptions
 from agents.llm import Usage
 from agents.nodes import Node
 from agents.nodes.background import background_investigator
@@ -47,11 +47,12 @@ from agents.state import (
     StepTask,
     StepType,
 )
+from agents.support import CitationSupport
 
 # Every class a checkpoint of the research state holds (Send payloads included).
 STATE_TYPES: tuple[type, ...] = (
-    ResearchOptions, ReportStyle, Route, Usage, Source, LocalRefs,
-    Plan, Step, StepType, StepResult, StepTask, CodeRun, Figure,
+    ResearchOptions, ReportStyle, ReportMode, Route, Usage, Source, LocalRefs,
+    Plan, Step, StepType, StepResult, StepTask, CodeRun, Figure, CitationSupport,
 )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from agents.answerability import NOT_ANSWERED
 from agents.citations import check_citations, remap_citations, sources_section
 from agents.config import ReportStyle
 from agents.markdown import escape, prose
@@ -33,7 +34,7 @@ STYLE_GUIDES: dict[ReportStyle, str] = {
 }
 OUTPUT_CHARS = 3000
 _BACKTICKS = re.compile(r"`+")
-NO_ANSWER = "The sources found do not answer the question."
+NO_ANSWER = f"{NOT_ANSWERED}."
 
 
 def global_notes(result: StepResult, registry: Sequence[Source]) -> str:
@@ -93,16 +94,40 @@ def assemble_report(
     notices: Sequence[str] = (),
     evidence: Sequence[str] = (),
 ) -> str:
-    """The whole report; every citation in it resolves to a registered source."""
-    sections = [f"# {escape(question)}", answer_section(answer, registry)]
+    """The answer card: every citation in it resolves to a registered source."""
+    head = report_head(question, answer, registry)
+    return join_report(
+        [head, *card_sections(results, registry, evidence), *report_tail(registry, notices)]
+    )
+
+
+def join_report(parts: Sequence[str]) -> str:
+    """The report's Markdown from its parts, in order."""
+    return "\n\n".join(part.rstrip() for part in parts) + "\n"
+
+
+def report_head(question: str, answer: str, registry: Sequence[Source]) -> str:
+    """The title (the question) and the Answer section."""
+    return f"# {escape(question)}\n\n{answer_section(answer, registry)}"
+
+
+def card_sections(
+    results: Sequence[StepResult], registry: Sequence[Source], evidence: Sequence[str] = ()
+) -> list[str]:
+    """The answer card's body: the key points (evidence first) and the analysis."""
+    sections = []
     points = list(dict.fromkeys([*evidence, *key_points(results, registry)]))
     if points:
         sections.append(bullets("Key points", points, registry))
     if results:
         sections.append(analysis_section(results, registry).rstrip())
-    if notices:
-        sections.append(bullets("Notes", notices, registry))
-    return "\n\n".join(sections) + "\n\n" + sources_section(registry)
+    return sections
+
+
+def report_tail(registry: Sequence[Source], notices: Sequence[str] = ()) -> list[str]:
+    """What closes every report: the notes, if any, and the Sources written from the registry."""
+    tail = [bullets("Notes", notices, registry)] if notices else []
+    return [*tail, sources_section(registry)]
 
 
 def answer_section(answer: str, registry: Sequence[Source]) -> str:

@@ -33,6 +33,7 @@ from agents.nodes.plan_review import REVIEW_KIND
 from agents.runtime import Runtime
 from agents.sources import Source
 from agents.state import Plan, PlanReview, ResearchState, Route
+from agents.support import CitationSupport
 from serving.errors import ConfigError, FawnError
 
 EventSink = Callable[[ResearchEvent], None]
@@ -52,6 +53,10 @@ class ResearchResult(BaseModel):
     sources: list[Source] = Field(description="Every registered source; `cited` marks those used.")
     plan: Plan | None = Field(description="The last plan; None when no research was needed.")
     notices: list[str] = Field(default_factory=list)
+    citations: CitationSupport = Field(
+        default_factory=CitationSupport,
+        description="The report's cited sentences and how many their passages support.",
+    )
     llm_calls: int
     prompt_tokens: int
     completion_tokens: int
@@ -89,6 +94,7 @@ def result_from_state(state: ResearchState, wall_s: float) -> ResearchResult:
         sources=state.get("sources", []),
         plan=state.get("plan"),
         notices=state.get("notices", []),
+        citations=state.get("citations") or CitationSupport(),
         llm_calls=usage.calls,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.config import ResearchOptions
 from agents.llm import Usage, add_usage
 from agents.sources import LocalRefs, Source, merge_sources
+from agents.support import CitationSupport
 
 
 class StepType(StrEnum):
@@ -155,3 +156,4 @@ class ResearchState(TypedDict, total=False):
     usage: Annotated[Usage, add_usage]
     answer: str
     report: str
+    citations: CitationSupport

@@ -30,7 +30,7 @@ _YES_NO_OPENING = re.compile(
     r"^\W*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may)\b",
     re.IGNORECASE,
 )
-_ENTITY = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|de|van|von|and|&)?\s*[A-Z][\w'’.-]*)*")
+_ENTITY = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|for|de|van|von|and|&)?\s*[A-Z][\w'’.-]*)*")
 
 
 def words(text: str) -> list[str]:

@@ -31,7 +31,7 @@ import yaml
 
 from serving.embedded_model import EMBEDDED_MODEL_NAME
 from serving.errors import ConfigError, FawnError
-from serving.profiles import EMBEDDED_PROFILE, Profile, load_profile, profile_names
+from serving.profiles import EMBEDDED_PROFILE, ModelAbility, Profile, load_profile, profile_names
 
 if TYPE_CHECKING:
     from serving.gpu import GpuReading
@@ -100,6 +100,7 @@ class ModelSpec:
     quantization: Quantization = Quantization.BF16
     group_size: int = DEFAULT_INT4_GROUP_SIZE
     base: str | None = None
+    abilities: frozenset[ModelAbility] = frozenset()
 
     @property
     def family(self) -> str:
@@ -303,6 +304,7 @@ def model_registry() -> dict[str, ModelSpec]:
         registry[name] = ModelSpec(
             name=name,
             quantization=Quantization(fields.pop("quantization", "bf16")),
+            abilities=frozenset(ModelAbility(a) for a in fields.pop("abilities", ())),
             **{key.replace("-", "_"): value for key, value in fields.items()},
         )
     return registry
@@ -319,6 +321,15 @@ def find_model(name: str) -> ModelSpec:
         f"Unknown model {name!r}: the planner knows {', '.join(sorted(registry))}. "
         f"Add its architecture to {MODELS_FILE}."
     )
+
+
+def model_abilities(name: str) -> frozenset[ModelAbility]:
+    """What the model `name` (registry name, hub id or model dir) can do; nothing for a model
+    the registry does not know, so an unknown model gets the safe, extractive report."""
+    try:
+        return find_model(name).abilities
+    except ConfigError:
+        return frozenset()
 
 
 def kv_element_bytes(kv_cache_dtype: str, dtype_bytes: int = 2) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,16 @@ from serving.errors import ConfigError
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 EMBEDDED_PROFILE = "embedded-cpu"
+
+
+class ModelAbility(StrEnum):
+    """What a served model can be trusted to do, declared with it in serving/models.yaml."""
+
+    # Write a full report: an outline and sections that synthesize the findings. Without it
+    # the reporter writes the extractive answer card.
+    FULL_REPORT = "full-report"
+    # Judge whether a passage entails a sentence. Without it citations get the lexical check.
+    ENTAILMENT = "entailment"
 
 
 @dataclass(frozen=True)

@@ -11,24 +11,42 @@ the answer, so the report shows the evidence next to the answer.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from langgraph.runtime import Runtime as GraphRuntime
 
+from agents.answerability import judge, not_answered
 from agents.citations import check_citations, cited_ids, ground, remap_citations
+from agents.config import ReportMode, ResearchOptions
 from agents.events import Phase, ReportChunk, Status
 from agents.llm import ModelCalls
+from agents.markdown import prose
 from agents.nodes import emit
 from agents.prompts import render_messages
-from agents.report import NO_ANSWER, STYLE_GUIDES, assemble_report
+from agents.report import STYLE_GUIDES, card_sections, join_report, report_head, report_tail
+from agents.report_writer import write_sections
 from agents.retrieval import page_name, rank_for_answer
 from agents.runtime import Runtime
 from agents.sources import Source
 from agents.state import ResearchState
 from agents.structured import generate_text
+from agents.support import (
+    CitationSupport,
+    LexicalSupport,
+    ModelSupport,
+    SupportCheck,
+    audit,
+    verify,
+)
 from agents.text import STOPWORDS, content_words, is_yes_no_question, overlap, sentences, truncate
 from serving.budget import CallClass
+from serving.planner import model_abilities
+from serving.profiles import ModelAbility
+
+log = logging.getLogger(__name__)
 
 ANSWER_MAX_TOKENS = 48
 ANSWER_SENTENCES = 2
@@ -119,19 +137,30 @@ def evidence(question: str, answer: str, read: Sequence[Source]) -> list[str]:
     return points
 
 
-async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> ResearchState:
-    """Answer from the best passages and assemble the cited Markdown report."""
-    emit(runtime, Status(message="Writing the report.", phase=Phase.REPORTING))
+@dataclass(frozen=True)
+class Card:
+    """The answer card's parts: the Answer (honest: a finding, or what was not found) and the
+    evidence read for it."""
+
+    answer: str
+    evidence: list[str]
+    removed: int
+
+
+async def answer_card(
+    state: ResearchState, runtime: Runtime, calls: ModelCalls, check: SupportCheck
+) -> Card:
+    """Answer from the best passages; the answer stands only if the evidence backs it."""
     question, options = state["question"], state["options"]
     registry = state.get("sources", [])
-    results = state.get("step_results", [])
+    yes_no = is_yes_no_question(question)
     ranked = rank_for_answer(question, registry)[:ANSWER_PASSAGES]
-    fitted = await runtime.context.context_budget.fit(
+    fitted = await runtime.context_budget.fit(
         lambda kept: render_messages(
             "answer",
             question=question,
             passages=kept,
-            yes_no=is_yes_no_question(question),
+            yes_no=yes_no,
             style=STYLE_GUIDES[options.report_style],
             locale=options.locale,
         ),
@@ -139,18 +168,99 @@ async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> Rese
         ANSWER_MAX_TOKENS,
     )
     read = ranked[: len(fitted.pieces)]
-    calls = ModelCalls(runtime.context)
     text = await generate_text(
         calls, CallClass.REPORT, fitted.messages, max_tokens=ANSWER_MAX_TOKENS, temperature=0.0
     )
     draft = finish_answer(text, read, registry, "", question)
-    points = evidence(question, draft, read)
-    answer = draft or (points[0] if points else NO_ANSWER)
-    report = assemble_report(
-        question, answer, results, registry, state.get("notices", []), evidence=points
+    verified = await verify(draft, {s.id: s.passage for s in read}, check, drop_unsupported=False)
+    points = evidence(question, verified.text, read)
+    judgement = judge(question, draft, read, yes_no=yes_no)
+    answer = verified.text if judgement.answered else not_answered(judgement, points)
+    return Card(answer, points, verified.removed)
+
+
+def served_abilities(runtime: Runtime) -> frozenset[ModelAbility]:
+    """What the served model declares it can do (nothing for a scripted or unknown model)."""
+    return model_abilities(runtime.clients.endpoint.model) if runtime.clients else frozenset()
+
+
+def writes_full_report(options: ResearchOptions, abilities: frozenset[ModelAbility]) -> bool:
+    """Whether this run gets the full report: forced by its option, or the model can."""
+    if options.report_mode is ReportMode.AUTO:
+        return ModelAbility.FULL_REPORT in abilities
+    return options.report_mode is ReportMode.FULL
+
+
+async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> ResearchState:
+    """Write the Answer, then the full report's sections or the answer card's evidence, each
+    streamed as it is done, and the report's citation support."""
+    emit(runtime, Status(message="Writing the report.", phase=Phase.REPORTING))
+    question, options = state["question"], state["options"]
+    registry = state.get("sources", [])
+    results = state.get("step_results", [])
+    abilities = served_abilities(runtime.context)
+    calls = ModelCalls(runtime.context)
+    entailment = ModelAbility.ENTAILMENT in abilities
+    check = ModelSupport(calls) if entailment else LexicalSupport()
+    card = await answer_card(state, runtime.context, calls, check)
+    head = report_head(question, card.answer, registry)
+    emit(runtime, ReportChunk(text=head + "\n\n"))
+    body = (
+        await full_sections(state, runtime, calls, check, card)
+        if writes_full_report(options, abilities)
+        else None
     )
-    for chunk in report.split("\n## "):
-        emit(runtime, ReportChunk(text=chunk if chunk.startswith("# ") else "## " + chunk))
-    cited = set(cited_ids(report.split("\n## Sources")[0]))
-    marked = [s.model_copy(update={"cited": True}) for s in registry if s.id in cited]
-    return {"answer": answer, "report": report, "sources": marked, "usage": calls.usage}
+    if body is None:
+        body = card_sections(results, registry, card.evidence)
+        for section in body:
+            emit(runtime, ReportChunk(text=section + "\n\n"))
+    tail = report_tail(registry, state.get("notices", []))
+    emit(runtime, ReportChunk(text=join_report(tail)))
+    report = join_report([head, *body, *tail])
+    cited, supported = audit(report, {s.id: s.passage for s in registry})
+    support = CitationSupport(
+        cited_sentences=cited,
+        supported=supported,
+        removed=card.removed,
+        method="model entailment" if entailment else "lexical",
+    )
+    marked = [
+        s.model_copy(update={"cited": True})
+        for s in registry
+        if s.id in cited_ids(report.split("\n## Sources")[0])
+    ]
+    return {
+        "answer": prose(check_citations(card.answer, registry)),
+        "report": report,
+        "sources": marked,
+        "citations": support,
+        "usage": calls.usage,
+    }
+
+
+async def full_sections(
+    state: ResearchState,
+    runtime: GraphRuntime[Runtime],
+    calls: ModelCalls,
+    check: SupportCheck,
+    card: Card,
+) -> list[str] | None:
+    """The full report's sections, each streamed when written; None when they cannot be
+    written, so the answer card is used."""
+    try:
+        return await write_sections(
+            calls,
+            state["question"],
+            card.answer,
+            state.get("step_results", []),
+            state.get("sources", []),
+            state["options"],
+            check,
+            on_section=lambda _position, markdown: emit(
+                runtime, ReportChunk(text=markdown + "\n\n")
+            ),
+        )
+    # Any failure of the full report falls back to the card, which is already written.
+    except Exception as exc:
+        log.warning("full report not written, using the answer card: %s", exc)
+        return None

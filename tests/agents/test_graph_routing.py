@@ -421,3 +421,20 @@ async def test_an_untrusted_source_title_reaches_the_markdown_as_text() -> None:
     )
     assert "<img" not in result.report.replace("\\<img", "")
     assert "\\<img src=x onerror=alert(1)\\> \\*Arthur's\\* Magazine" in result.report
+
+
+async def test_the_answer_says_what_was_not_found_when_the_corpus_lacks_the_subjects() -> None:
+    others = [
+        Doc("Radio City (Indian radio station)", DOCS[2].text),
+        Doc("Women's Health", "Women's Health is a monthly magazine on health, started in 2005."),
+    ]
+    script = default_script(answer="First for Women began in 1996 [1].")
+    result = await run_research(
+        QUESTION,
+        ResearchOptions(auto_accept_plan=True),
+        scripted_runtime(script, MemorySearch(others)),
+    )
+    assert result.answer.startswith("The sources found do not answer the question")
+    assert "Arthur's Magazine" in result.answer and "1996" not in result.answer
+    assert result.citations.cited_sentences >= 1
+    assert result.citations.supported == result.citations.cited_sentences

@@ -1,0 +1,82 @@
+"""Honest answers and faithful citations: what the evidence does not back is not a finding."""
+
+from __future__ import annotations
+
+from agents.answerability import NOT_ANSWERED, is_abstention, judge, not_answered
+from agents.sources import Source, new_source
+from agents.support import LexicalSupport, audit, lexical_support, verify
+
+
+def read(*docs: tuple[str, str]) -> list[Source]:
+    return [
+        new_source(f"https://example.org/{n}", title, text, "local").model_copy(update={"id": n})
+        for n, (title, text) in enumerate(docs, 1)
+    ]
+
+
+VERDI = read(
+    ("Giuseppe Verdi", "Giuseppe Fortunino Francesco Verdi was an Italian opera composer."),
+    ("Ambroise Thomas", "Charles Louis Ambroise Thomas was a French composer of operas."),
+)
+UNRELATED = read(
+    ("Women's Health", "Women's Health is a magazine on health, published since 2005."),
+    ("Bauer Media", "Bauer Media Group is a German media company."),
+)
+
+
+def test_an_answer_about_subjects_no_passage_mentions_is_not_a_finding() -> None:
+    question = "Which magazine was started first, Arthur's Magazine or First for Women?"
+    judgement = judge(question, "First for Women began in 1996.", UNRELATED, yes_no=False)
+    assert not judgement.answered
+    assert judgement.missing == ("Arthur's Magazine", "First for Women")
+    answer = not_answered(judgement, ["Bauer Media Group is a German media company [2]."])
+    assert answer.startswith(NOT_ANSWERED) and "1996" not in answer
+    assert "Arthur's Magazine or First for Women" in answer and is_abstention(answer)
+
+
+def test_a_verdict_whose_reason_its_passage_contradicts_is_not_a_finding() -> None:
+    question = "Are Giuseppe Verdi and Ambroise Thomas both opera composers?"
+    wrong = "No, Giuseppe Verdi is not an opera composer [1]."
+    assert not judge(question, wrong, VERDI, yes_no=True).answered
+    right = "Yes, Giuseppe Verdi was an opera composer [1]."
+    assert judge(question, right, VERDI, yes_no=True).answered
+
+
+def test_an_open_answer_must_say_what_a_passage_holds() -> None:
+    question = "What nationality was the composer Giuseppe Verdi?"
+    assert judge(question, "Italian [1].", VERDI, yes_no=False).answered
+    assert not judge(question, "Spanish.", VERDI, yes_no=False).answered
+    assert not judge(question, "The composer Giuseppe Verdi.", VERDI, yes_no=False).answered
+
+
+def test_a_choice_is_answered_by_naming_one_option() -> None:
+    question = "Who was born first, Giuseppe Verdi or Ambroise Thomas?"
+    assert judge(question, "Giuseppe Verdi was born first.", VERDI, yes_no=False).answered
+    assert not judge(question, "Mozart.", VERDI, yes_no=False).answered
+
+
+def test_the_lexical_floor_needs_the_words_and_the_same_polarity() -> None:
+    passage = VERDI[0].passage
+    assert lexical_support("Verdi was an Italian opera composer [1].", passage)
+    assert not lexical_support("Verdi was not an Italian opera composer [1].", passage)
+    assert not lexical_support("Verdi was a Spanish painter and sculptor [1].", passage)
+
+
+async def test_verify_removes_citations_their_passage_does_not_support() -> None:
+    passages = {s.id: s.passage for s in VERDI}
+    text = "Verdi was an Italian opera composer [1][2]. Thomas was a painter of fruit [2]."
+    kept = await verify(text, passages, LexicalSupport(), drop_unsupported=True)
+    assert kept.text == "Verdi was an Italian opera composer [1]."
+    assert (kept.checked, kept.removed) == (2, 1)
+    uncited = await verify(text, passages, LexicalSupport(), drop_unsupported=False)
+    assert uncited.text.endswith("Thomas was a painter of fruit.")
+
+
+def test_audit_counts_the_cited_sentences_of_a_report_body() -> None:
+    passages = {s.id: s.passage for s in VERDI}
+    report = (
+        "# Q\n\n## Answer\n\nVerdi was an Italian opera composer [1].\n\n## Key points\n\n"
+        "- Thomas painted fruit [2].\n- No citation here.\n\n```python\nx = a[1]\n```\n\n"
+        "## Sources\n\n- **[1]** [Verdi](https://example.org/1)\n"
+    )
+    assert audit(report, passages) == (2, 1)
