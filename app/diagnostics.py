@@ -6,6 +6,7 @@ configured). Add one by writing a function and appending it to `DEFAULT_CHECKS`.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from ddgs import DDGS
 from ddgs.exceptions import DDGSException
 
+from agents.tools.mcp_probe import probe_servers
 from app.settings import Settings
 from serving.embedded_model import (
     EMBEDDED_MODEL_NAME,
@@ -301,6 +303,28 @@ def check_web_search(settings: Settings) -> Check:
     return Check("web search", Status.OK, f"ddgs answered ({len(results)} result)")
 
 
+def check_mcp(settings: Settings) -> Check:
+    """Every configured MCP server answers and lists the tools it is configured with."""
+    if not settings.mcp.servers:
+        return Check("mcp", Status.OK, "no MCP servers configured (optional)")
+    probes = asyncio.run(probe_servers(settings.mcp))
+    bad = [
+        f"{p.name}: {p.error}" if p.error else f"{p.name} does not list {', '.join(p.problems)}"
+        for p in probes
+        if p.error or p.problems
+    ]
+    if not bad:
+        found = ", ".join(f"{p.name} ({len(p.tools)} tools)" for p in probes)
+        return Check("mcp", Status.OK, f"every server answers: {found}")
+    return Check(
+        "mcp",
+        Status.WARN,
+        "; ".join(bad),
+        "Research with these servers goes on without them. Check each one's command or url and "
+        "its `tools`/`search_tool` in [mcp.servers.NAME]; `fawn mcp list` shows what answers.",
+    )
+
+
 DEFAULT_CHECKS: tuple[CheckFunction, ...] = (
     check_engine,
     check_gate,
@@ -311,6 +335,7 @@ DEFAULT_CHECKS: tuple[CheckFunction, ...] = (
     check_sandbox,
     check_speech,
     check_web_search,
+    check_mcp,
 )
 
 

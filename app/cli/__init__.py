@@ -13,6 +13,7 @@ from app.cli import (
     eval,
     gateway,
     jobs,
+    mcp,
     podcast,
     research,
     sandbox,
@@ -31,6 +32,7 @@ app.add_typer(corpus.app, name="corpus")
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(eval.app, name="eval")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(mcp.app, name="mcp")
 app.command("doctor")(doctor.doctor)
 app.command("research")(research.research)
 app.command("chat")(chat.chat)

@@ -15,7 +15,8 @@ _STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
 
 
 def doctor() -> None:
-    """Check the engine, GPU, sandbox, speech and web search, with the fix for each failure.
+    """Check the engine, GPU, sandbox, speech, web search and MCP servers, with the fix for each
+    failure.
 
     Exits 1 when a check fails; warnings alone exit 0. Example: fawn doctor
     """

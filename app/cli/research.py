@@ -42,7 +42,11 @@ EXIT_INTERRUPTED = 130
 def research(
     question: Annotated[str, typer.Argument(help="The research question.")],
     provider: Annotated[
-        SearchProviderName, typer.Option(help="Where to search: local corpus or the web.")
+        SearchProviderName,
+        typer.Option(
+            help="Where to search: local (the corpus), web, or mcp:NAME (the search tool of "
+            "the MCP server configured as NAME; `fawn mcp list` shows them)."
+        ),
     ] = "local",
     corpus: Annotated[
         Path | None,
@@ -268,6 +272,9 @@ def show_event(event: ResearchEvent) -> None:
             _progress.print(f"[bold]Step {event.index + 1}:[/] {escape(event.title)}")
         case "tool_result":
             _progress.print(f"  [dim]{escape(event.summary)}[/]")
+        case "tool_call":
+            outcome = f"[red]{escape(event.error)}[/]" if event.error else escape(event.summary)
+            _progress.print(f"  [dim]MCP {escape(event.server)}/{escape(event.tool)}:[/] {outcome}")
         case "source_added":
             source = event.source
             _progress.print(

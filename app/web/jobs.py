@@ -60,6 +60,7 @@ def _ask_page(
             "styles": list(ReportStyle),
             "locales": LOCALES,
             "labels": STATUS_LABELS,
+            "mcp_providers": request.app.state.settings.mcp.provider_names(),
         },
         status_code=status_code,
         headers=headers,

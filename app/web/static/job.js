@@ -7,7 +7,8 @@
   const root = document.getElementById("job");
   if (!root) return;
   const EVENT_TYPES = [
-    "status", "plan", "plan_review", "step_started", "source_added", "tool_result", "step_done",
+    "status", "plan", "plan_review", "step_started", "source_added", "tool_result", "tool_call",
+    "step_done",
     "report_chunk", "error", "done", "podcast",
   ];
   const FINAL = new Set(["done", "failed", "cancelled"]);
@@ -179,6 +180,13 @@
     tool_result: function (seq, data) {
       activeStep = stepBox(data.index);
       activeStep.querySelector(".step-events").append(entry(seq, "ev-tool", ...toolOutput(data)));
+    },
+    tool_call: function (seq, data) {
+      // An MCP tool call carries no step index: it belongs to the step that is running.
+      const list = activeStep ? activeStep.querySelector(".step-events") : timeline;
+      const call = data.server + "/" + data.tool + " " + JSON.stringify(data.arguments || {});
+      list.append(entry(seq, data.error ? "ev-error" : "ev-tool", node("span", "tag", "MCP"), " ",
+        node("code", "", call), " → ", node("span", "", data.error || data.summary)));
     },
     source_added: function (seq, data) {
       addSource(data.source);
