@@ -1,14 +1,15 @@
 """Local corpus routes: list the documents research can search offline, upload, delete.
 
 The checks and the work are app/corpus.py's, which the corpus page uses too; its refusals are the
-routes' 413, 415 and 422, and an unknown document their 404.
+routes' 413, 415 and 422 (when every uploaded file is refused; otherwise they are reported in
+`skipped`), and an unknown document their 404.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile, status
 
 from app.api.lookup import corpus
 from app.api.schemas import MAX_OFFSET, Problem
@@ -16,6 +17,7 @@ from app.corpus import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, CorpusDocument, Corpus
 
 __all__ = ["MAX_UPLOAD_BYTES", "UPLOAD_SUFFIXES", "CorpusDocument", "router"]
 router = APIRouter(prefix="/api/corpus", tags=["corpus"])
+_FORMATS = ", ".join(sorted(UPLOAD_SUFFIXES))
 
 
 @router.get("", response_model=CorpusPage)
@@ -34,10 +36,15 @@ async def list_documents(
     response_model=UploadResult,
     responses={413: {"model": Problem}, 415: {"model": Problem}, 422: {"model": Problem}},
 )
-async def upload_document(file: UploadFile, request: Request) -> UploadResult:
-    """Add a .md, .txt, .html or .pdf file (at most 10 MiB) to the corpus."""
-    data = await file.read(MAX_UPLOAD_BYTES + 1)  # one byte more shows a file too large
-    return await corpus(request).upload(file.filename or "", data)
+async def upload_document(
+    file: Annotated[list[UploadFile], File(description=f"One or more files: {_FORMATS}.")],
+    request: Request,
+) -> UploadResult:
+    """Add documents (each at most 10 MiB) to the corpus; the answer reports what each file
+    added and every file skipped, with the reason."""
+    # One byte more than the limit shows a file too large.
+    files = [(f.filename or "", await f.read(MAX_UPLOAD_BYTES + 1)) for f in file]
+    return await corpus(request).upload(files)
 
 
 @router.delete(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from agents.text import truncate
 from agents.tools.corpus import AddResult, LocalCorpus
-from agents.tools.ingest import SUPPORTED_SUFFIXES, load_documents
+from agents.tools.ingest import SUPPORTED_SUFFIXES, ReadFile, SkippedFile, read_path
 from agents.tools.search import corpus_path
 from app.cli.errors import fail
 from app.settings import load_settings
@@ -37,26 +38,43 @@ def add(
         typer.Argument(help=f"Files or folders ({', '.join(sorted(SUPPORTED_SUFFIXES))})."),
     ],
 ) -> None:
-    """Add files and folders to the corpus; adding them again only applies their changes.
+    """Add files and folders to the corpus; adding them again only applies their changes. A file
+    that cannot be added is skipped, and the report says why.
 
-    Example: fawn corpus add notes/ paper.pdf hotpotqa-dev.json
+    Example: fawn corpus add notes/ paper.pdf guide.docx hotpotqa-dev.json
     """
     corpus = _open()
+    read_any = skipped_any = False
     for path in paths:
-        result = corpus.add(load_documents(path))
-        _stdout.print(f"{path}: {_summary(result)}")
+        results = list(_add_path(corpus, path))
+        read = [r for r in results if isinstance(r, AddResult)]
+        skipped = [r for r in results if isinstance(r, SkippedFile)]
+        read_any, skipped_any = read_any or bool(read), skipped_any or bool(skipped)
+        _stdout.print(f"{path}: {_summary(read)}")
+        for file in skipped:
+            _stdout.print(f"  skipped ({file.reason}): {file}", markup=False)
     _stdout.print(f"The corpus at {corpus.path} holds {_passages(corpus.count())}.")
+    if skipped_any and not read_any:
+        raise fail("Nothing was added: every file was skipped (see above).")
 
 
-def _summary(result: AddResult) -> str:
-    parts = [
-        f"{result.added} added",
-        f"{result.updated} updated",
-        f"{result.unchanged} unchanged",
-    ]
-    if result.removed:
-        parts.append(f"{result.removed} removed")
-    return ", ".join(parts) + " passages"
+def _add_path(corpus: LocalCorpus, path: Path) -> Iterator[AddResult | SkippedFile]:
+    """What each file under `path` added, or why it was skipped; one file at a time, so a large
+    folder is never held in memory whole."""
+    for result in read_path(path):
+        yield corpus.add(result.documents) if isinstance(result, ReadFile) else result
+
+
+def _summary(read: list[AddResult]) -> str:
+    counts = {
+        "added": sum(r.added for r in read),
+        "updated": sum(r.updated for r in read),
+        "unchanged": sum(r.unchanged for r in read),
+        "removed": sum(r.removed for r in read),
+    }
+    parts = [f"{n} {what}" for what, n in counts.items() if n or what != "removed"]
+    files = f"{len(read)} file{'' if len(read) == 1 else 's'}"
+    return ", ".join(parts) + f" passages from {files}"
 
 
 def _passages(count: int) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agents.tools.corpus import LocalCorpus
 from agents.tools.search import corpus_path
+from tests.document_files import write_every_format
 
 FAWN = Path(sys.executable).with_name("fawn")
 
@@ -64,6 +65,43 @@ def test_add_search_list_remove_round_trip(
     assert f"Removed 1 passage of {bees.id}" in removed.stdout
     assert corpus.get(bees.id) is None
     assert "Honey bees" not in fawn_corpus("search", "honey bees almond").stdout
+
+
+def test_a_folder_of_every_format_is_added_and_odd_files_are_reported_not_fatal(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    folder = tmp_path / "guides"
+    samples = write_every_format(folder)
+    (folder / "index.json").write_text('{"topics": ["s3"]}')
+    (folder / "logo.bin").write_bytes(bytes(range(256)))
+    result = fawn_corpus("add", str(folder))
+    assert result.returncode == 0, result.stderr
+    assert f"passages from {len(samples) + 1} files" in result.stdout
+    skipped = [line.strip() for line in result.stdout.splitlines() if "skipped" in line]
+    assert skipped == [
+        f"skipped (not_records): {folder / 'index.json'} is not records: record 1 has no `text`; "
+        'records need {"title": ..., "url": ..., "text": ...} (title and url optional).',
+        f"skipped (unknown_type): {folder / 'logo.bin'} is of unknown type .bin; supported files "
+        "are .docx, .epub, .htm, .html, .json, .jsonl, .markdown, .md, .odt, .pdf, .pptx, .rest, "
+        ".rst, .text, .txt.",
+    ]
+    corpus = LocalCorpus(corpus_path(isolated_env))
+    titles = {(d.title, d.section) for d in corpus.list_documents()}
+    for sample in samples.values():
+        assert any(t == sample.title and s.endswith(sample.section) for t, s in titles), sample
+    found = fawn_corpus("search", "How long is the Aletsch glacier?", "-k", "1")
+    assert "Glacier report › Aletsch" in found.stdout
+
+
+def test_adding_only_files_that_are_skipped_fails_after_reporting_them(
+    tmp_path: Path, isolated_env: Path
+) -> None:
+    (tmp_path / "slides.key").write_bytes(b"PK\x03\x04")
+    result = fawn_corpus("add", str(tmp_path / "slides.key"))
+    assert result.returncode == 2
+    assert "skipped (unknown_type)" in result.stdout
+    assert result.stderr.startswith("Error: Nothing was added: every file was skipped")
+    assert LocalCorpus(corpus_path(isolated_env)).count() == 0
 
 
 def test_remove_by_url_removes_the_whole_document(tmp_path: Path, isolated_env: Path) -> None:
