@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from agents.runtime import Runtime, connect_runtime
 from app.jobs.podcast import PodcastMaker, PodcastTasks
-from app.jobs.runner import DEFAULT_CONCURRENT_JOBS, LocalJobRunner
+from app.jobs.runner import LocalJobRunner
 from app.jobs.store import JobStore, checkpointer_factory
 from app.settings import Settings
 from serving.budget import DEFAULT_WAIT_TIMEOUT_S, Budget, budget_for_engine
@@ -118,28 +118,36 @@ def pass_through_budget() -> Budget:
     return Budget(PASS_THROUGH_LIMIT)
 
 
+def podcast_maker(
+    settings: Settings, services: Services, store: JobStore, tasks: PodcastTasks | None = None
+) -> PodcastMaker:
+    """What makes the podcasts of finished reports, in the budget's TTS class."""
+    return PodcastMaker(store, services.runtime, settings.tts, budget=services.budget, tasks=tasks)
+
+
 def job_runner(
     settings: Settings,
     services: Services,
     store: JobStore,
     *,
-    concurrency: int = DEFAULT_CONCURRENT_JOBS,
+    concurrency: int | None = None,
     podcast_tasks: PodcastTasks | None = None,
 ) -> LocalJobRunner:
     """The job runner: checkpoints beside the job store, the podcast each job asks for made after,
     and pressure changes told to the running jobs.
 
+    `concurrency` overrides `jobs.concurrency` (a CLI command runs its own jobs one at a time);
     `podcast_tasks` (the API's) lets podcasts the runner makes count as running there too.
     """
-    maker = PodcastMaker(
-        store, services.runtime, settings.tts, budget=services.budget, tasks=podcast_tasks
-    )
+    jobs = settings.jobs
+    if concurrency is not None:
+        jobs = jobs.model_copy(update={"concurrency": concurrency})
     runner = LocalJobRunner(
         store,
         services.runtime,
         checkpointer_factory(settings),
-        concurrency=concurrency,
-        podcasts=maker,
+        settings=jobs,
+        podcasts=podcast_maker(settings, services, store, podcast_tasks),
     )
     services.pressure.subscribe(runner.pressure_changed)
     return runner

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -115,9 +116,9 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres_database(postgres_url: str) -> Iterator[str]:
-    """A fresh, empty database in the session's cluster for one test; dropped after it."""
+@contextmanager
+def throwaway_database(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database in the cluster at `postgres_url`; its URL, dropped after."""
     import psycopg
     from psycopg import sql
 
@@ -129,3 +130,10 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database in the session's cluster for one test; dropped after it."""
+    with throwaway_database(postgres_url) as url:
+        yield url

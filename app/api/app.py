@@ -19,12 +19,14 @@ from app.services import open_services
 from app.settings import Settings
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, worker: bool = True) -> FastAPI:
     """Build the API; refuses a non-loopback bind without an API key.
 
-    On start-up it connects to the engine (starting the embedded one if no base URL is set),
-    opens the job store, and resumes the jobs a previous process left unfinished (podcasts
-    included; not those awaiting plan review, which wait for their verdict).
+    On start-up it connects to the engine (starting the embedded one if no base URL is set) and
+    opens the job store. With `worker`, a worker in the same process runs jobs: the queued ones,
+    those a stopped process left unfinished, podcasts never made (not those awaiting plan
+    review, which wait for their verdict). Without it the API only stores, changes and shows
+    jobs, and `fawn worker` processes run them.
     """
     check_bind_is_safe(settings)
 
@@ -34,12 +36,17 @@ def create_app(settings: Settings) -> FastAPI:
         services_context = open_services(settings)
         services = await asyncio.to_thread(services_context.__enter__)
         store = open_job_store(settings)
-        jobs = job_service(settings, services, store, podcast_tasks=PodcastTasks())
+        jobs = job_service(
+            settings, services, store, runner=worker, worker=worker, podcast_tasks=PodcastTasks()
+        )
         app.state.services, app.state.store, app.state.jobs = services, store, jobs
-        jobs.resume_unfinished()
+        working = asyncio.create_task(jobs.worker.run()) if jobs.worker else None
         try:
             yield
         finally:
+            if working is not None:
+                working.cancel()
+                await asyncio.gather(working, return_exceptions=True)
             await jobs.shutdown()
             store.close()
             await asyncio.to_thread(services_context.__exit__, None, None, None)

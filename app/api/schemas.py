@@ -58,7 +58,7 @@ class JobView(BaseModel):
         """The view of a stored job."""
         base = f"/api/research/{job.id}"
         return cls(
-            **job.model_dump(exclude={"report"}),
+            **job.model_dump(exclude={"report", "review"}),
             links=JobLinks(self=base, events=f"{base}/events", report=f"{base}/report"),
         )
 

@@ -18,6 +18,7 @@ from app.cli import (
     research,
     sandbox,
     serve,
+    worker,
 )
 from app.cli.errors import run_cli
 
@@ -37,6 +38,7 @@ app.command("doctor")(doctor.doctor)
 app.command("research")(research.research)
 app.command("chat")(chat.chat)
 app.command("api")(api.api)
+app.command("worker")(worker.worker)
 app.command("gateway")(gateway.gateway)
 app.command("batch")(batch.batch)
 app.command("podcast")(podcast.podcast)

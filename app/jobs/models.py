@@ -51,6 +51,9 @@ class Job(BaseModel):
     report: str | None = None
     error: str | None = None
     attempts: int = 0
+    review: dict[str, Any] | None = Field(
+        default=None, description="The verdict on the plan awaiting review, until it is used."
+    )
 
 
 class JobEvent(BaseModel):

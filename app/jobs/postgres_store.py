@@ -87,10 +87,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, name)
     );
     """,
-    # 2: leases (as SQLite's version 2). Expiries are the database's clock, not a worker's.
+    # 2: leases and the review's verdict (as SQLite's version 2). Expiries are the database's
+    # clock, not a worker's.
     """
     ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_owner TEXT;
     ALTER TABLE jobs ADD COLUMN IF NOT EXISTS lease_expires_at TIMESTAMPTZ;
+    ALTER TABLE jobs ADD COLUMN IF NOT EXISTS review JSONB;
     CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_owner);
     """,
 )
@@ -102,6 +104,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 _ARTIFACT_COLUMNS = "job_id, name, media_type, octet_length(data) AS size, created_at"
 _LEASE_EXPIRY = "clock_timestamp() + make_interval(secs => %s)"
+# A lease another may take: none, expired, or held by one of the owners given (stale ones).
+_FREE_LEASE = (
+    "(lease_owner IS NULL OR lease_expires_at < clock_timestamp() OR lease_owner = ANY(%s))"
+)
 
 
 class PostgresJobStore:
@@ -210,32 +216,44 @@ class PostgresJobStore:
             ).fetchone()
         return job_from_row(row) if row else None
 
-    def claim_next(self, owner: str, lease_s: float, limit: int) -> list[Job]:
-        """Lease up to `limit` runnable jobs nobody holds (or whose lease expired), oldest first.
+    def claim_next(
+        self, owner: str, lease_s: float, limit: int, *, stale: Sequence[str] = ()
+    ) -> list[Job]:
+        """Lease up to `limit` runnable jobs nobody holds, oldest first.
 
-        `FOR UPDATE SKIP LOCKED`: workers claiming at once each lock different rows, and none
-        waits for another's pick.
+        A lease is free once expired, or at once if its owner is among `stale` (a process known
+        to be gone). `FOR UPDATE SKIP LOCKED`: workers claiming at once each lock different
+        rows, and none waits for another's pick.
         """
         with self._connection() as conn:
             rows = conn.execute(
                 f"UPDATE jobs SET lease_owner = %s, lease_expires_at = {_LEASE_EXPIRY}"
-                " WHERE id IN (SELECT id FROM jobs WHERE status = ANY(%s)"
-                " AND (lease_owner IS NULL OR lease_expires_at < clock_timestamp())"
+                f" WHERE id IN (SELECT id FROM jobs WHERE status = ANY(%s) AND {_FREE_LEASE}"
                 " ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING *",
-                (owner, lease_s, list(CLAIMABLE_STATUSES), limit),
+                (owner, lease_s, list(CLAIMABLE_STATUSES), list(stale), limit),
             ).fetchall()
         return sorted((job_from_row(r) for r in rows), key=lambda job: (job.created_at, job.id))
 
-    def claim(self, job_id: str, owner: str, lease_s: float) -> Job | None:
+    def claim(
+        self, job_id: str, owner: str, lease_s: float, *, stale: Sequence[str] = ()
+    ) -> Job | None:
         """Lease this job (whatever its status) unless another live owner holds it; None then."""
         with self._connection() as conn:
             row = conn.execute(
                 f"UPDATE jobs SET lease_owner = %s, lease_expires_at = {_LEASE_EXPIRY}"
-                " WHERE id = %s AND (lease_owner IS NULL OR lease_owner = %s"
-                " OR lease_expires_at < clock_timestamp()) RETURNING *",
-                (owner, lease_s, job_id, owner),
+                f" WHERE id = %s AND {_FREE_LEASE} RETURNING *",
+                (owner, lease_s, job_id, [*stale, owner]),
             ).fetchone()
         return job_from_row(row) if row else None
+
+    def lease_holders(self) -> set[str]:
+        """The owners of unexpired leases."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT lease_owner FROM jobs WHERE lease_owner IS NOT NULL"
+                " AND lease_expires_at >= clock_timestamp()"
+            ).fetchall()
+        return {row["lease_owner"] for row in rows}
 
     def renew(self, owner: str, job_ids: Sequence[str], lease_s: float) -> dict[str, JobStatus]:
         """Extend `owner`'s leases on these jobs; returns the status of each one still held.

@@ -19,8 +19,10 @@ from typing import Any
 from app.jobs.models import Artifact, Job, JobEvent, JobStatus
 from serving.errors import ConfigError
 
-JSON_FIELDS = ("options", "plan", "sources")
-UPDATABLE = frozenset({"status", "plan", "sources", "report", "error", "attempts", "started_at"})
+JSON_FIELDS = ("options", "plan", "sources", "review")
+UPDATABLE = frozenset(
+    {"status", "plan", "sources", "report", "error", "attempts", "started_at", "review"}
+)
 FINAL_STATUSES = tuple(s.value for s in JobStatus if s.is_final)
 # What a worker may claim and run: not final, and not waiting for a person's plan review.
 CLAIMABLE_STATUSES = tuple(

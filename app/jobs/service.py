@@ -7,10 +7,13 @@ API routes, web pages and CLI commands call `JobService`; none calls another's h
 request the job's status does not allow is a JobConflict (HTTP 409), an unknown or deleted job a
 JobNotFound (404), and a new job under memory pressure Overloaded (503), whoever asked.
 
-Running jobs is the runner's (app/jobs/runner.py): the service hands it jobs. A service without a
-runner (`fawn jobs cancel`) only changes the store, and a job it would start stays queued for a
-process that runs jobs. A service without a pressure monitor admits every job: a CLI command
-runs its one job in the foreground, on an engine it has just connected to.
+Running jobs is the runner's (app/jobs/runner.py): the service hands it jobs, and its worker
+(app/jobs/worker.py), if it has one, takes the queued jobs of every process from the store. A
+service without a runner (`fawn api --no-worker`, `fawn jobs cancel`) only changes the store,
+and a job it would start stays queued for a worker. Whatever runs a job, a change made here
+reaches it through the store: a cancel within about a second, a review when it is next claimed.
+A service without a pressure monitor admits every job: a CLI command runs its one job in the
+foreground, on an engine it has just connected to.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from app.jobs.errors import JobConflict, JobNotFound
 from app.jobs.models import Job, JobEvent, JobOptions, JobStatus
 from app.jobs.podcast import PodcastMaker, PodcastTasks
 from app.jobs.review import record_review
-from app.jobs.runner import DEFAULT_CONCURRENT_JOBS, JobRunner
+from app.jobs.runner import JobRunner
 from app.jobs.store import JobStore
-from app.services import Services, StatusSink, job_runner, run_connected
+from app.jobs.worker import Worker
+from app.services import Services, StatusSink, job_runner, podcast_maker, run_connected
 from app.settings import Settings
 from serving.errors import ConfigError
 from serving.pressure import PressureMonitor
@@ -50,11 +54,13 @@ class JobService:
         *,
         pressure: PressureMonitor | None = None,
         podcasts: PodcastMaker | None = None,
+        worker: Worker | None = None,
     ) -> None:
         self.store = store
         self.runner = runner
         self.pressure = pressure
         self.podcasts = podcasts
+        self.worker = worker
 
     def get(self, job_id: str) -> Job:
         """The job; JobNotFound if there is none (never made, or deleted)."""
@@ -191,12 +197,9 @@ class JobService:
             raise ConfigError("Podcasts need the engine: this job service was opened without it.")
         return self.podcasts, self.podcasts.tasks
 
-    def resume_unfinished(self) -> list[str]:
-        """Start every job a previous process left running; returns their ids."""
-        return self.runner.resume_unfinished() if self.runner is not None else []
-
     async def wait(self, job_id: str) -> None:
-        """Wait until the job's run in this process (if any) ends or stops for review."""
+        """Wait until the job ends or stops for review (with a runner: running it here if no
+        other process does)."""
         if self.runner is not None:
             await self.runner.wait(job_id)
 
@@ -246,23 +249,31 @@ def job_service(
     services: Services,
     store: JobStore,
     *,
-    concurrency: int = DEFAULT_CONCURRENT_JOBS,
+    runner: bool = True,
+    worker: bool = False,
+    concurrency: int | None = None,
     admit: bool = True,
     podcast_tasks: PodcastTasks | None = None,
 ) -> JobService:
-    """The service over `store` with a runner on `services`' engine.
+    """The service over `store`, with a runner on `services`' engine unless `runner` is False.
 
+    `worker` adds a worker that takes every process's queued jobs (run it: `service.worker.run()`);
     `admit` turns memory-pressure admission on (a server's); `podcast_tasks` lets podcasts be
     started in the background (the API's) and counts those the runner makes among them.
     """
-    runner = job_runner(
+    pressure = services.pressure if admit else None
+    if not runner:
+        podcasts = podcast_maker(settings, services, store, podcast_tasks)
+        return JobService(store, None, pressure=pressure, podcasts=podcasts)
+    job_runs = job_runner(
         settings, services, store, concurrency=concurrency, podcast_tasks=podcast_tasks
     )
     return JobService(
         store,
-        runner,
-        pressure=services.pressure if admit else None,
-        podcasts=runner.podcasts,
+        job_runs,
+        pressure=pressure,
+        podcasts=job_runs.podcasts,
+        worker=Worker(job_runs) if worker else None,
     )
 
 

@@ -79,10 +79,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     # 2: leases. A worker claims a job by writing its name and an expiry it keeps renewing; a
-    # job whose lease expired (its worker died) can be claimed by another.
+    # job whose lease expired (its worker died) can be claimed by another. And the plan review's
+    # verdict, written with the status change it causes so that two reviews cannot both win.
     """
     ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
     ALTER TABLE jobs ADD COLUMN lease_expires_at TEXT;
+    ALTER TABLE jobs ADD COLUMN review TEXT;
     CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_owner);
     """,
 )
@@ -195,35 +197,50 @@ class SqliteJobStore:
             ).fetchone()
         return job_from_row(row) if row else None
 
-    def claim_next(self, owner: str, lease_s: float, limit: int) -> list[Job]:
-        """Lease up to `limit` runnable jobs nobody holds (or whose lease expired), oldest first.
+    def claim_next(
+        self, owner: str, lease_s: float, limit: int, *, stale: Sequence[str] = ()
+    ) -> list[Job]:
+        """Lease up to `limit` runnable jobs nobody holds, oldest first.
 
-        The write lock (BEGIN IMMEDIATE) makes the pick and the lease one step for every
-        process on the file, so a job goes to one claimant only.
+        A lease is free once expired, or at once if its owner is among `stale` (a process known
+        to be gone). The write lock (BEGIN IMMEDIATE) makes the pick and the lease one step for
+        every process on the file, so a job goes to one claimant only.
         """
         stamp = now()
         marks = ", ".join("?" for _ in CLAIMABLE_STATUSES)
+        free, free_params = _free_lease(stamp, stale)
         with self._transaction() as db:
             rows = db.execute(
                 "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id IN ("
-                f" SELECT id FROM jobs WHERE status IN ({marks})"
-                " AND (lease_owner IS NULL OR lease_expires_at < ?)"
+                f" SELECT id FROM jobs WHERE status IN ({marks}) AND {free}"
                 " ORDER BY created_at, id LIMIT ?) RETURNING *",
-                [owner, _expiry(stamp, lease_s), *CLAIMABLE_STATUSES, _expiry(stamp, 0), limit],
+                [owner, _expiry(stamp, lease_s), *CLAIMABLE_STATUSES, *free_params, limit],
             ).fetchall()
         return sorted((job_from_row(r) for r in rows), key=lambda job: (job.created_at, job.id))
 
-    def claim(self, job_id: str, owner: str, lease_s: float) -> Job | None:
+    def claim(
+        self, job_id: str, owner: str, lease_s: float, *, stale: Sequence[str] = ()
+    ) -> Job | None:
         """Lease this job (whatever its status) unless another live owner holds it; None then."""
         stamp = now()
+        free, free_params = _free_lease(stamp, [*stale, owner])
         with self._transaction() as db:
             row = db.execute(
-                "UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id = ?"
-                " AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)"
+                f"UPDATE jobs SET lease_owner = ?, lease_expires_at = ? WHERE id = ? AND {free}"
                 " RETURNING *",
-                (owner, _expiry(stamp, lease_s), job_id, owner, _expiry(stamp, 0)),
+                [owner, _expiry(stamp, lease_s), job_id, *free_params],
             ).fetchone()
         return job_from_row(row) if row else None
+
+    def lease_holders(self) -> set[str]:
+        """The owners of unexpired leases."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT lease_owner FROM jobs WHERE lease_owner IS NOT NULL"
+                " AND lease_expires_at >= ?",
+                (_expiry(now(), 0),),
+            ).fetchall()
+        return {row[0] for row in rows}
 
     def renew(self, owner: str, job_ids: Sequence[str], lease_s: float) -> dict[str, JobStatus]:
         """Extend `owner`'s leases on these jobs; returns the status of each one still held.
@@ -395,6 +412,15 @@ def _statements(script: str) -> Iterator[str]:
             statement = ""
     if statement.strip():
         raise ValueError(f"Migration script ends in an unfinished statement: {statement!r}")
+
+
+def _free_lease(stamp: datetime, stale: Sequence[str]) -> tuple[str, list[Any]]:
+    """The condition (and its parameters) of a lease another may take: none, expired, or
+    held by one of `stale`."""
+    clause = "(lease_owner IS NULL OR lease_expires_at < ?"
+    if stale:
+        clause += f" OR lease_owner IN ({', '.join('?' for _ in stale)})"
+    return clause + ")", [_expiry(stamp, 0), *stale]
 
 
 def _expiry(stamp: datetime, lease_s: float) -> str:

@@ -21,7 +21,9 @@ from app.jobs.models import Job, JobOptions, JobStatus
 from app.jobs.review import REVIEW_EVENT, record_review
 from app.jobs.runner import LocalJobRunner
 from app.jobs.service import JobService
+from app.jobs.settings import JobSettings
 from app.jobs.store import SqliteJobStore
+from app.jobs.worker import Worker
 from tests.agents.conftest import Script, scripted_runtime
 from tests.agents.test_graph_routing import QUESTION, default_script
 
@@ -57,7 +59,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Process]]:
             store,
             scripted_runtime(script),
             lambda: sqlite_checkpointer(tmp_path / "checkpoints.sqlite3"),
-            concurrency=concurrency,
+            settings=JobSettings(concurrency=concurrency),
         )
         started.append(Process(store, runner, script))
         return started[-1]
@@ -148,7 +150,7 @@ async def test_a_review_through_a_new_process_resumes_the_job_from_its_checkpoin
     assert statuses[-1] == JobStatus.DONE
 
 
-async def test_jobs_awaiting_review_survive_a_restart_and_are_not_resumed_as_unfinished(
+async def test_jobs_awaiting_review_survive_a_restart_and_a_worker_takes_them_once_reviewed(
     start: Callable[..., Process],
 ) -> None:
     first = start()
@@ -158,16 +160,17 @@ async def test_jobs_awaiting_review_survive_a_restart_and_are_not_resumed_as_unf
     await first.stop()
 
     second = start()
-    assert second.runner.resume_unfinished() == []
-    await asyncio.sleep(0.1)
+    working = asyncio.create_task(Worker(second.runner).run())
+    await asyncio.sleep(2 * second.runner.settings.poll_s)
     assert second.script.calls == [], "nothing runs until a review comes"
     for job in jobs:
-        second.runner.submit(record_review(second.store, job.id, PlanReview()))
+        record_review(second.store, job.id, PlanReview())
     for job in jobs:
         done = await until(second, job.id, JobStatus.DONE, JobStatus.FAILED)
         assert done.status is JobStatus.DONE, done.error
         assert done.plan is not None and len(done.plan["steps"]) == 2
     assert second.script.of("plan") == []
+    working.cancel()
 
 
 async def test_a_job_cancelled_at_its_review_and_retried_awaits_the_review_again(

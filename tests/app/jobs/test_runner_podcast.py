@@ -2,7 +2,7 @@
 
 One real research job (podcast requested, plan auto-accepted) runs on a HotpotQA corpus; its
 podcast follows its report in the same job task. A done job whose podcast was never made (as a
-restart finds it) gets one from `resume_unfinished`; under memory pressure (a settable source
+restart finds it) gets one from `resume_podcasts`; under memory pressure (a settable source
 behind a real monitor and budget) that podcast is deferred, and finishes once pressure clears.
 """
 
@@ -182,7 +182,7 @@ async def test_a_podcast_resumed_under_pressure_is_deferred_then_made(bench: Ben
     bench.source.set(kv_usage=0.97)
     assert bench.monitor.sample_once().under_pressure
 
-    assert bench.runner.resume_unfinished() == [job.id]
+    assert bench.runner.resume_podcasts() == [job.id]
     await wait_until(
         lambda: bench.budget.snapshot().queued[CallClass.TTS] == 1, 30, "the queued script call"
     )
@@ -198,7 +198,7 @@ async def test_a_podcast_resumed_under_pressure_is_deferred_then_made(bench: Ben
     assert stages(bench.store, job.id)[-1] == "done"
     assert_podcast_stored(bench.store, job.id)
     assert bench.store.get(job.id).report == REPORT  # type: ignore[union-attr]
-    assert bench.runner.resume_unfinished() == [], "a made podcast is not made again"
+    assert bench.runner.resume_podcasts() == [], "a made podcast is not made again"
 
 
 async def test_a_failed_podcast_leaves_the_job_done_and_is_not_retried(
@@ -217,4 +217,4 @@ async def test_a_failed_podcast_leaves_the_job_done_and_is_not_retried(
     events = [e.data for e in bench.store.events(job.id) if e.type == "podcast"]
     assert events[-1]["stage"] == "error" and "xx-nope" in events[-1]["message"]
     assert bench.store.artifacts(job.id) == []
-    assert runner.resume_unfinished() == [], "a failed podcast is not retried on restart"
+    assert runner.resume_podcasts() == [], "a failed podcast is not retried on restart"

@@ -18,6 +18,7 @@ from app.jobs.errors import JobConflict, JobNotFound
 from app.jobs.models import JobEvent, JobOptions, JobStatus
 from app.jobs.runner import LocalJobRunner
 from app.jobs.service import JobService
+from app.jobs.settings import JobSettings
 from app.jobs.store import SqliteJobStore
 from serving.observability import gate_metrics
 from serving.pressure import Overloaded, PressureMonitor, PressureSettings, SettableSource
@@ -174,7 +175,7 @@ async def test_a_job_waiting_for_a_slot_is_cancelled_before_it_runs(tmp_path: Pa
         store,
         scripted_runtime(script),
         lambda: sqlite_checkpointer(tmp_path / "checkpoints.sqlite3"),
-        concurrency=1,
+        settings=JobSettings(concurrency=1),
     )
     jobs = JobService(store, runner)
     try:

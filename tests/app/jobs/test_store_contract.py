@@ -335,3 +335,13 @@ def test_a_conditional_update_changes_the_job_only_in_the_expected_status(
     lost = store.update_if(job.id, JobStatus.AWAITING_PLAN_REVIEW, status=JobStatus.RESEARCHING)
     assert lost is None
     assert store.update_if("no-such-job", JobStatus.QUEUED, status=JobStatus.DONE) is None
+
+
+def test_a_lease_of_an_owner_known_to_be_gone_is_free_at_once(store: JobStore) -> None:
+    job = store.create("q", {})
+    store.claim_next("gone", lease_s=30, limit=1)
+    assert store.lease_holders() == {"gone"}
+    assert store.claim(job.id, "new", lease_s=30, stale=["someone-else"]) is None
+    assert store.claim_next("new", lease_s=30, limit=1, stale=["gone"]) != []
+    assert store.lease_holders() == {"new"}
+    assert store.claim(job.id, "newer", lease_s=30, stale=["new"]) is not None
