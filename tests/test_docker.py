@@ -15,6 +15,7 @@ from serving.profiles import PROFILES_DIR
 
 DOCKER_DIR = Path(__file__).resolve().parent.parent / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
+SCALED_FILE = DOCKER_DIR / "compose.scaled.yaml"
 DEFAULT_PROFILE = "qwen3-4b-24gb"
 
 
@@ -32,11 +33,11 @@ def _compose_command() -> list[str]:
     )
 
 
-def _config(**env: str) -> subprocess.CompletedProcess[str]:
+def _config(compose_file: Path = COMPOSE_FILE, **env: str) -> subprocess.CompletedProcess[str]:
     # Only the variables given here: the caller's shell must not change what is validated.
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("FAWN_", "VLLM_", "HF_"))}
     return subprocess.run(
-        [*_compose_command(), "-f", str(COMPOSE_FILE), "config"],
+        [*_compose_command(), "-f", str(compose_file), "config"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -44,8 +45,8 @@ def _config(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _services(**env: str) -> dict:
-    result = _config(**env)
+def _services(compose_file: Path = COMPOSE_FILE, **env: str) -> dict:
+    result = _config(compose_file, **env)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)["services"]
 
@@ -114,3 +115,36 @@ def test_dockerfile_installs_sandbox_and_speech_and_runs_the_api_off_loopback() 
     assert "bubblewrap" in dockerfile and "espeak-ng" in dockerfile
     assert '"fawn", "api", "--host", "0.0.0.0"' in dockerfile
     assert "[cpu]" not in dockerfile
+
+
+SCALED_KEYS = {**KEYS, "FAWN_DB_PASSWORD": "db-secret"}
+
+
+def test_the_scaled_compose_file_runs_an_api_and_workers_on_postgres_behind_the_gateway() -> None:
+    services = _services(SCALED_FILE, **SCALED_KEYS, FAWN_WORKERS="3")
+
+    api, worker, gateway = services["api"], services["worker"], services["gateway"]
+    database = "postgresql://fawn:db-secret@postgres:5432/fawn"
+    assert api["command"] == ["fawn", "api", "--host", "0.0.0.0", "--no-worker"]
+    assert worker["command"] == ["fawn", "worker"]
+    assert int(worker["deploy"]["replicas"]) == 3
+    for app in (api, worker):
+        assert app["environment"]["FAWN_DATABASE_URL"] == database
+        assert app["environment"]["FAWN_LLM_BASE_URL"] == "http://gateway:8100/v1"
+        assert app["environment"]["FAWN_LLM_API_KEY"] == "gateway-key"
+        assert app["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert api["environment"]["FAWN_API_KEY"] == "test-key"
+    assert "FAWN_API_KEY" not in worker["environment"], "workers serve nothing"
+    upstreams = [
+        gateway["command"][i + 1] for i, a in enumerate(gateway["command"]) if a == "--upstream"
+    ]
+    assert upstreams == ["http://vllm-0:8000", "http://vllm-1:8000"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "db-secret"
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+
+
+def test_the_scaled_compose_file_refuses_to_start_without_a_database_password() -> None:
+    result = _config(SCALED_FILE, **KEYS)
+
+    assert result.returncode != 0
+    assert "set FAWN_DB_PASSWORD" in result.stderr
