@@ -193,7 +193,10 @@ class Corpus:
         file shows.
         """
         if len(files) > MAX_UPLOAD_FILES:
-            raise UnreadableUpload(f"file: upload at most {MAX_UPLOAD_FILES} files at once.")
+            raise UnreadableUpload(
+                f"file: upload at most {MAX_UPLOAD_FILES} files at once; add a larger folder "
+                "with `fawn corpus add FOLDER`."
+            )
         added: list[UploadedFile] = []
         refusals: list[tuple[str, UploadRefused]] = []
         for filename, data in files:

@@ -16,7 +16,14 @@ from starlette.datastructures import UploadFile
 from app.api.errors import fawn_error_status
 from app.api.lookup import corpus
 from app.api.schemas import MAX_OFFSET
-from app.corpus import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, CorpusHit, InvalidQuery, SkippedUpload
+from app.corpus import (
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_FILES,
+    UPLOAD_SUFFIXES,
+    CorpusHit,
+    InvalidQuery,
+    SkippedUpload,
+)
 from app.web.html import HtmlRoute, page
 from serving.errors import FawnError
 
@@ -50,6 +57,7 @@ async def _corpus_page(
             "accept": ",".join(sorted(UPLOAD_SUFFIXES)),
             "formats": ", ".join(sorted(UPLOAD_SUFFIXES)),
             "max_mib": MAX_UPLOAD_BYTES // (1024 * 1024),
+            "max_files": MAX_UPLOAD_FILES,
             "previous": max(offset - CORPUS_PAGE, 0) if offset > 0 else None,
             "next": offset + CORPUS_PAGE if offset + CORPUS_PAGE < listing.total else None,
         },

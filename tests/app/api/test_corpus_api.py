@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.api.app import create_app
 from app.api.corpus import MAX_UPLOAD_BYTES
+from app.corpus import MAX_UPLOAD_FILES
 from app.settings import Settings
 from tests.app.api.conftest import build_corpus
 from tests.document_files import EVERY_FORMAT, zip_bytes
@@ -118,6 +119,16 @@ def test_a_bad_upload_alone_is_refused_naming_the_field(
     response = client.post("/api/corpus/documents", files={"file": (name, content)})
     assert response.status_code == status, response.text
     assert response.json()["detail"].startswith("file:")
+
+
+def test_an_upload_of_too_many_files_is_422_pointing_to_the_cli(client: TestClient) -> None:
+    files = [("file", (f"n{n}.txt", b"Note.")) for n in range(MAX_UPLOAD_FILES + 1)]
+    response = client.post("/api/corpus/documents", files=files)
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        f"file: upload at most {MAX_UPLOAD_FILES} files at once; add a larger folder with "
+        "`fawn corpus add FOLDER`."
+    )
 
 
 def test_upload_without_a_file_is_422(client: TestClient) -> None:

@@ -101,6 +101,19 @@ def test_an_upload_that_skipped_files_shows_each_with_its_reason(client: TestCli
     assert "Tides › Fundy" in page  # the listing shows the new passage with its section
 
 
+def test_a_folder_upload_adds_its_files_by_their_own_names(client: TestClient) -> None:
+    # A browser sends a chosen folder's files with their paths inside it as their names.
+    page = upload(
+        client,
+        ("guides/s3/multipart.md", b"# Multipart\n\nUploads split at 8 MiB.\n"),
+        ("guides/.DS_Store", b"\x00\x00\x00\x01Bud1"),
+    )
+    assert re.findall(r'data-reason="(\w+)"', page) == ["unknown_type"]
+    hits = results(client.get("/corpus", params={"q": "multipart split"}).text)
+    assert '<span class="title">Multipart</span>' in hits
+    assert re.search(r"/uploads/\w+-multipart\.md<", hits)
+
+
 def test_an_upload_of_only_refused_files_is_an_error_naming_the_field(client: TestClient) -> None:
     response = client.post("/corpus/upload", files=[("file", ("tool.exe", b"MZ"))])
     assert response.status_code == 415
