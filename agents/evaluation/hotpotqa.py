@@ -8,7 +8,14 @@ question through the research pipeline and scores what comes back:
 - EM and F1 of the Answer's short form (its first sentence, or only "yes"/"no" when that
   sentence opens with one) against the gold answer, with the official HotpotQA normalization
   and token F1;
-- recall and precision of the gold supporting titles among the cited sources.
+- recall and precision of the gold supporting titles among the cited sources;
+- cited-sentence support: the share of the report's sentences citing `[n]` that source n's
+  passage supports (agents/support.py, the same check the report's metadata uses).
+
+With `unanswerable`, each question is run on the corpus without its gold paragraphs (they are
+taken out for its run and put back after), so the evidence cannot answer it: an honest report
+abstains. Such a run also scores the abstention share (Answers that say the evidence does not
+answer) and the wrong-answer share (Answers that state an answer without the gold one).
 
 Results are written after every question, so an interrupted eval resumes where it stopped.
 """
@@ -23,7 +30,8 @@ import statistics
 import string
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,12 +40,13 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, Field, ValidationError
 
+from agents.answerability import is_abstention
 from agents.config import ResearchOptions
 from agents.markdown import unescape
 from agents.research import ResearchResult, run_research
 from agents.runtime import Runtime
 from agents.text import sentences
-from agents.tools.corpus import LocalCorpus
+from agents.tools.corpus import Document, LocalCorpus
 from agents.tools.ingest import WIKIPEDIA, load_documents
 from agents.tools.search import corpus_path
 from serving.errors import ConfigError
@@ -107,6 +116,21 @@ def build_corpus(data: Path, data_dir: Path) -> int:
     for stale in {doc.url for doc in corpus.list_documents()} - wanted:
         corpus.delete_url(stale)
     return corpus.count()
+
+
+@contextmanager
+def gold_hidden(
+    corpus: LocalCorpus, documents: Sequence[Document], question: Question
+) -> Iterator[None]:
+    """The corpus without the question's gold paragraphs while the block runs; restored after."""
+    titles = set(question.supporting_titles)
+    gold = [doc for doc in documents if title_from_url(doc.url) in titles]
+    for url in {doc.url for doc in gold}:
+        corpus.delete_url(url)
+    try:
+        yield
+    finally:
+        corpus.add(gold)
 
 
 def file_sha256(path: Path) -> str:
@@ -235,6 +259,13 @@ class QuestionResult(BaseModel):
     answer_recall: float = 0.0
     exact_match: float = 0.0
     f1: float = 0.0
+    abstained: bool = Field(
+        default=False, description="The Answer says the evidence does not answer the question."
+    )
+    cited_sentences: int = 0
+    cited_supported: float = Field(
+        default=1.0, description="Share of the report's cited sentences their passage supports."
+    )
     title_recall: float = Field(default=0.0, description="Gold titles among the cited sources.")
     title_precision: float = Field(default=0.0, description="Cited sources that are gold titles.")
     cited_titles: list[str] = Field(default_factory=list)
@@ -259,6 +290,16 @@ class Totals(BaseModel):
     failed: int
     answers_found: int
     answer_recall: float
+    # Defaults keep results files written before these totals existed readable.
+    abstention: float = Field(
+        default=0.0, description="Share of Answers that say the evidence is missing."
+    )
+    wrong_answer: float = Field(
+        default=0.0, description="Share of Answers that state an answer without the gold one."
+    )
+    cited_supported: float = Field(
+        default=1.0, description="Supported cited sentences as a share of all cited sentences."
+    )
     exact_match: float
     f1: float
     title_recall: float
@@ -276,6 +317,9 @@ class EvalResults(BaseModel):
     """A results file: which data and model, one row per finished question, and the totals."""
 
     benchmark: Literal["hotpotqa"] = "hotpotqa"
+    unanswerable: bool = Field(
+        default=False, description="Each question was run without its gold paragraphs."
+    )
     data: str
     data_sha256: str
     model: str
@@ -302,11 +346,15 @@ def score(question: Question, outcome: ResearchResult, wall_s: float) -> Questio
     title_recall, title_precision = title_recall_precision(cited, question.supporting_titles)
     source_recall, _ = title_recall_precision(found, question.supporting_titles)
     short = short_answer(outcome.answer)
+    support = outcome.citations
     return QuestionResult(
         **_identity(question),
         answer=outcome.answer,
         short_answer=short,
         answer_recall=answer_recall(outcome.answer, question.answer),
+        abstained=is_abstention(unescape(outcome.answer)),
+        cited_sentences=support.cited_sentences,
+        cited_supported=round(support.share, 4),
         exact_match=exact_match(short, question.answer),
         f1=f1_score(short, question.answer),
         title_recall=title_recall,
@@ -357,6 +405,9 @@ def summarize(rows: Sequence[QuestionResult]) -> Totals:
         failed=sum(row.error is not None for row in rows),
         answers_found=sum(row.answer_recall == 1.0 for row in rows),
         answer_recall=mean(row.answer_recall for row in rows),
+        abstention=mean(float(row.abstained) for row in rows),
+        wrong_answer=mean(float(_wrong(row)) for row in rows),
+        cited_supported=_support_share(rows),
         exact_match=mean(row.exact_match for row in rows),
         f1=mean(row.f1 for row in rows),
         title_recall=mean(row.title_recall for row in rows),
@@ -371,11 +422,25 @@ def summarize(rows: Sequence[QuestionResult]) -> Totals:
     )
 
 
-def open_results(out: Path, data: Path, model: str) -> EvalResults:
+def _wrong(row: QuestionResult) -> bool:
+    """A run that states an answer, and not the gold one (a failed run states nothing)."""
+    return row.error is None and not row.abstained and row.answer_recall == 0.0
+
+
+def _support_share(rows: Sequence[QuestionResult]) -> float:
+    """Supported cited sentences over all cited sentences of the finished runs."""
+    cited = sum(row.cited_sentences for row in rows if row.error is None)
+    supported = sum(row.cited_supported * row.cited_sentences for row in rows if row.error is None)
+    return round(supported / cited, 4) if cited else 1.0
+
+
+def open_results(out: Path, data: Path, model: str, *, unanswerable: bool = False) -> EvalResults:
     """The results file at `out` to resume, or fresh results when there is none yet."""
     digest = file_sha256(data)
     if not out.exists():
-        return EvalResults(data=str(data), data_sha256=digest, model=model)
+        return EvalResults(
+            data=str(data), data_sha256=digest, model=model, unanswerable=unanswerable
+        )
     try:
         results = EvalResults.model_validate_json(out.read_text(encoding="utf-8"))
     except (OSError, ValidationError) as exc:
@@ -383,10 +448,15 @@ def open_results(out: Path, data: Path, model: str) -> EvalResults:
             f"{out} exists but is not a HotpotQA results file ({type(exc).__name__}). "
             "Pass another --out, or delete it to start over."
         ) from exc
-    if results.data_sha256 != digest or results.model != model:
+    if (results.data_sha256, results.model, results.unanswerable) != (
+        digest,
+        model,
+        unanswerable,
+    ):
+        mode = "without gold paragraphs" if results.unanswerable else "with the full corpus"
         raise ConfigError(
-            f"{out} holds results for {results.data} on model {results.model!r}, not for {data} "
-            f"on {model!r}. Pass another --out, or delete it to start over."
+            f"{out} holds results for {results.data} on model {results.model!r} {mode}, not "
+            f"for this run. Pass another --out, or delete it to start over."
         )
     return results
 
@@ -412,11 +482,20 @@ def pipeline(runtime: Runtime, options: ResearchOptions = EVAL_OPTIONS) -> Resea
     return research
 
 
-async def evaluate(question: Question, research: Research) -> QuestionResult:
-    """Run one question and score it; any failure is recorded in the row, never raised."""
+Isolate = Callable[[Question], AbstractContextManager[None]]
+
+
+async def evaluate(
+    question: Question, research: Research, isolate: Isolate | None = None
+) -> QuestionResult:
+    """Run one question and score it; any failure is recorded in the row, never raised.
+
+    `isolate` sets the corpus up for the question while it runs (e.g. `gold_hidden`).
+    """
     started = time.monotonic()
     try:
-        outcome = await research(question.question)
+        with isolate(question) if isolate else nullcontext():
+            outcome = await research(question.question)
     # One failed run must not stop the eval: its error is recorded and it scores zero.
     except Exception as exc:
         return failed(question, exc, time.monotonic() - started)
@@ -431,6 +510,7 @@ async def run_eval(
     *,
     on_start: Callable[[Question], None] | None = None,
     on_result: Callable[[QuestionResult], None] | None = None,
+    isolate: Isolate | None = None,
 ) -> EvalResults:
     """Run every question not finished in `results`, writing `out` after each one."""
     finished = results.finished_ids()
@@ -439,7 +519,7 @@ async def run_eval(
             continue
         if on_start:
             on_start(question)
-        row = await evaluate(question, research)
+        row = await evaluate(question, research, isolate)
         results = results.with_row(row)
         write_results(results, out)
         if on_result:

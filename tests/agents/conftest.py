@@ -34,6 +34,7 @@ PROSE_ROLES = {
     "You are an analyst": "analysis",
     "You write Python": "code",
     "Answer the question": "answer",
+    "You write one section": "section",
 }
 STRUCTURED_ROLES = {"plan": "plan", "routechoice": "route", "searchquery": "query"}
 

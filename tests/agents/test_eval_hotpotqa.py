@@ -4,15 +4,18 @@ research function (results routed to rows, failures recorded, finished questions
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from agents.answerability import NOT_ANSWERED
 from agents.evaluation.hotpotqa import (
     EvalResults,
     Question,
     build_corpus,
+    gold_hidden,
     load_questions,
     open_results,
     run_eval,
@@ -20,8 +23,9 @@ from agents.evaluation.hotpotqa import (
 from agents.research import ResearchResult
 from agents.sources import Source, new_source
 from agents.state import Route
+from agents.support import CitationSupport
 from agents.tools.corpus import Document, LocalCorpus
-from agents.tools.ingest import wikipedia_url
+from agents.tools.ingest import load_documents, wikipedia_url
 from agents.tools.search import corpus_path
 from serving.errors import ConfigError, EngineError
 
@@ -191,3 +195,65 @@ async def test_resume_refuses_results_of_another_model(
     await run_eval(questions[:1], research, open_results(out, hotpotqa_path, MODEL), out)
     with pytest.raises(ConfigError, match="another --out"):
         open_results(out, hotpotqa_path, "qwen3-4b")
+
+
+def test_gold_hidden_takes_a_questions_gold_paragraphs_out_while_it_runs(
+    questions: list[Question], hotpotqa_path: Path, tmp_path: Path
+) -> None:
+    total = build_corpus(hotpotqa_path, tmp_path)
+    corpus = LocalCorpus(corpus_path(tmp_path))
+    documents = list(load_documents(hotpotqa_path))
+    question = questions[0]
+    with gold_hidden(corpus, documents, question):
+        titles = {doc.title for doc in corpus.list_documents()}
+        assert not titles & set(question.supporting_titles)
+        assert corpus.count() == total - len(question.supporting_titles)
+    assert corpus.count() == total
+    assert set(question.supporting_titles) <= {doc.title for doc in corpus.list_documents()}
+
+
+async def test_an_unanswerable_run_scores_abstentions_wrong_answers_and_support(
+    questions: list[Question], hotpotqa_path: Path, tmp_path: Path
+) -> None:
+    build_corpus(hotpotqa_path, tmp_path)
+    corpus = LocalCorpus(corpus_path(tmp_path))
+    documents = list(load_documents(hotpotqa_path))
+    seen: list[set[str]] = []
+
+    def isolate(question: Question) -> AbstractContextManager[None]:
+        return gold_hidden(corpus, documents, question)
+
+    class Watching(ScriptedResearch):
+        async def __call__(self, question: str) -> ResearchResult:
+            seen.append({doc.title for doc in corpus.list_documents()})
+            return await super().__call__(question)
+
+    abstained = outcome(f"{NOT_ANSWERED}: they say nothing about Ed Wood.", [])
+    wrong = outcome("The series is Goosebumps [1].", [])
+    wrong = wrong.model_copy(update={"citations": CitationSupport(cited_sentences=4, supported=3)})
+    right = outcome(questions[2].answer, [])
+    research = Watching(
+        {
+            questions[0].question: abstained,
+            questions[1].question: wrong,
+            questions[2].question: right,
+        }
+    )
+    out = tmp_path / "results.json"
+    results = await run_eval(
+        questions,
+        research,
+        open_results(out, hotpotqa_path, MODEL, unanswerable=True),
+        out,
+        isolate=isolate,
+    )
+    for question, titles in zip(questions, seen, strict=True):
+        assert not titles & set(question.supporting_titles)
+    totals = results.totals
+    assert totals is not None
+    assert totals.abstention == pytest.approx(1 / 3, abs=1e-4)
+    assert totals.wrong_answer == pytest.approx(1 / 3, abs=1e-4)
+    assert totals.cited_supported == pytest.approx(0.75)
+    assert [row.abstained for row in results.rows] == [True, False, False]
+    with pytest.raises(ConfigError, match="without gold paragraphs"):
+        open_results(out, hotpotqa_path, MODEL)

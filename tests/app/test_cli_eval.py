@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from agents.evaluation.hotpotqa import EvalResults, QuestionResult
+from agents.tools.corpus import LocalCorpus
+from agents.tools.search import corpus_path
 from serving.endpoint import Endpoint
 
 FAWN = Path(sys.executable).with_name("fawn")
@@ -26,15 +28,21 @@ def _fawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
+def _eval_one(
+    engine: Endpoint, data: Path, out: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`fawn eval hotpotqa` on the first question of `data`, against `engine`."""
+    args = ("eval", "hotpotqa", "--data", str(data), "--out", str(out), "--limit", "1")
+    return _fawn(*args, *options, env={"FAWN_LLM_BASE_URL": engine.base_url})
+
+
 @pytest.mark.engine
 def test_eval_hotpotqa_runs_one_question_and_writes_a_complete_row(
     engine: Endpoint, hotpotqa_path: Path, tmp_path: Path, isolated_env: Path
 ) -> None:
     out = tmp_path / "results.json"
-    env = {"FAWN_LLM_BASE_URL": engine.base_url}
-    args = ("eval", "hotpotqa", "--data", str(hotpotqa_path), "--out", str(out), "--limit", "1")
 
-    result = _fawn(*args, env=env)
+    result = _eval_one(engine, hotpotqa_path, out)
 
     assert result.returncode == 0, result.stdout + result.stderr
     results = EvalResults.model_validate_json(out.read_text())
@@ -49,15 +57,36 @@ def test_eval_hotpotqa_runs_one_question_and_writes_a_complete_row(
     assert row.wall_s > 0
     assert set(json.loads(out.read_text())["rows"][0]) == set(QuestionResult.model_fields)
     assert results.totals is not None and results.totals.questions == 1
-    assert "answer recall" in result.stdout
+    assert "answer recall" in result.stdout and "cited sentences supported" in result.stdout
     # The eval keeps its corpus in its own data dir, never in the user's.
     assert (isolated_env / "eval" / "hotpotqa" / "corpus.sqlite3").is_file()
     assert not (isolated_env / "corpus.sqlite3").exists()
 
-    rerun = _fawn(*args, env=env)
+    rerun = _eval_one(engine, hotpotqa_path, out)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "1 of 1 questions already done" in rerun.stdout
     assert EvalResults.model_validate_json(out.read_text()).rows == results.rows
+
+
+@pytest.mark.engine
+def test_eval_hotpotqa_unanswerable_runs_without_the_gold_paragraphs_and_restores_them(
+    engine: Endpoint, hotpotqa_path: Path, tmp_path: Path, isolated_env: Path
+) -> None:
+    out = tmp_path / "unanswerable.json"
+
+    result = _eval_one(engine, hotpotqa_path, out, "--unanswerable")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = EvalResults.model_validate_json(out.read_text())
+    assert results.unanswerable and len(results.rows) == 1
+    row = results.rows[0]
+    assert row.error is None, row.error
+    assert not set(row.source_titles) & set(row.supporting_titles)
+    assert "abstained (evidence missing)" in result.stdout
+    corpus = LocalCorpus(corpus_path(isolated_env / "eval" / "hotpotqa"))
+    assert set(row.supporting_titles) <= {doc.title for doc in corpus.list_documents()}
+    mixed = _eval_one(engine, hotpotqa_path, out)
+    assert mixed.returncode != 0 and "another --out" in mixed.stdout + mixed.stderr
 
 
 def test_eval_hotpotqa_refuses_a_file_that_is_not_hotpotqa(tmp_path: Path) -> None:
