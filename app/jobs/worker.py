@@ -32,13 +32,20 @@ class Worker:
         """Claim and run jobs until cancelled (stop the runner afterwards: `shutdown`)."""
         self.runner.resume_podcasts()
         while True:
-            free = self.runner.free_slots
-            if free:
-                try:
-                    jobs = await asyncio.to_thread(self.runner.leases.claim_next, free)
-                except StoreUnavailable as exc:
-                    logger.warning("worker %s cannot claim jobs now: %s", self.name, exc)
-                    jobs = []
-                for job in jobs:
-                    self.runner.submit(job)
+            try:
+                await self._claim()
+            except StoreUnavailable as exc:
+                logger.warning("worker %s cannot claim jobs now: %s", self.name, exc)
             await asyncio.sleep(self.runner.settings.poll_s)
+
+    async def _claim(self) -> None:
+        free = self.runner.free_slots
+        if not free:
+            return
+        for job in await asyncio.to_thread(self.runner.leases.claim_next, free):
+            if self.runner.is_running(job.id):
+                # Its run here is just ending (it gave the lease up a moment ago): hand the
+                # job back, to be claimed afresh.
+                await asyncio.to_thread(self.runner.leases.release, job.id)
+            else:
+                self.runner.submit(job)
