@@ -9,7 +9,7 @@ caller closes with `Runtime.close` when done.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -60,6 +60,8 @@ class Runtime:
     coder_off_reason: str | None = "No code runner was configured."
     # The pooled engine clients behind `model_for` (none for a scripted runtime).
     clients: EnginePool | None = None
+    # The MCP servers whose `step_tools` plan steps call.
+    mcp: McpSettings = field(default_factory=McpSettings)
 
     def close(self) -> None:
         """Close the pooled engine clients, if this runtime has any."""
@@ -103,4 +105,5 @@ def connect_runtime(
         run_code=None if reason else run_python,
         coder_off_reason=reason,
         clients=clients,
+        mcp=mcp or McpSettings(),
     )

@@ -30,6 +30,7 @@ from agents.sources import LocalRefs, Source
 from agents.state import ResearchState, StepResult, StepTask
 from agents.structured import generate_structured, generate_text
 from agents.text import overlap, sentences, truncate
+from agents.tools.mcp_steps import step_tools, use_step_tools
 from serving.budget import CallClass
 
 NOTES_MAX_TOKENS = 256
@@ -145,6 +146,8 @@ async def researcher(task: StepTask, runtime: GraphRuntime[Runtime]) -> Research
     emit(runtime, StepStarted(**step_fields(task), step_type=task.step.step_type))
     calls = ModelCalls(runtime.context)
     gathered = await gather(calls, runtime, task)
+    tools = step_tools(runtime.context.mcp, task.step.step_type)
+    await use_step_tools(calls, tools, task, gathered)
     read = rank_for_answer(task.question, gathered.sources)[:NOTES_PASSAGES]
     notes, shown, reason = await write_notes(calls, runtime.context, "researcher", task, read)
     result = step_result(task, notes, shown, [*gathered.errors, *([reason] if reason else [])])

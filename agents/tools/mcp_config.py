@@ -21,7 +21,7 @@ none of Fawn's own settings or keys. `env` and `headers` values are secrets, nev
 from __future__ import annotations
 
 import re
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -55,6 +55,11 @@ class McpServerConfig(BaseModel):
     search_tool: str | None = Field(
         default=None, description="The tool that searches, used by `--provider mcp:NAME`."
     )
+    step_tools: dict[Literal["research"], list[str]] = Field(
+        default_factory=dict,
+        description='Tools every step of a type calls, e.g. { research = ["find_tickets"] }; '
+        "their arguments are the step's query, or the model's under the tool's schema.",
+    )
     query_argument: str | None = Field(
         default=None,
         description="The search tool's argument that takes the query; unset: found in its "
@@ -73,8 +78,10 @@ class McpServerConfig(BaseModel):
     def _one_transport(self) -> Self:
         if (self.command is None) == (self.url is None):
             raise ValueError("an MCP server needs either `command` (stdio) or `url` (HTTP)")
-        if self.search_tool and not self.allows(self.search_tool):
-            raise ValueError(f"search_tool {self.search_tool!r} is not in the `tools` allow-list")
+        named = [self.search_tool, *(t for tools in self.step_tools.values() for t in tools)]
+        refused = [tool for tool in named if tool and not self.allows(tool)]
+        if refused:
+            raise ValueError(f"{', '.join(refused)}: not in the `tools` allow-list")
         return self
 
     @property

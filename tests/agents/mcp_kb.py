@@ -2,7 +2,8 @@
 
     python tests/agents/mcp_kb.py [kb|hang|crash|huge] [--http PORT]
 
-Its `search` tool knows a made-up fact no corpus has (who designed the Quillfeather Lighthouse).
+Its `search` tool knows a made-up fact no corpus has (who designed the Quillfeather Lighthouse);
+`keeper_log` takes two arguments, which a plan step's model must fill in.
 The other behaviours make the same tool misbehave: `hang` never answers, `crash` exits in the
 middle of the call, `huge` returns 10 MB. `--http PORT` serves Streamable HTTP instead of stdio.
 """
@@ -23,6 +24,7 @@ FACT = (
 )
 FACT_URL = "https://kb.example/lighthouses/quillfeather"
 NOTE = "Marrowby Isle is a small island whose ferry runs twice a week."
+KEEPER_LOG = "The Quillfeather keeper's log records a storm that cracked the lantern glass."
 HUGE_CHARS = 10 * 1024 * 1024
 
 
@@ -44,6 +46,11 @@ def build(behaviour: str) -> MCPServer:
             {"id": "marrowby", "title": "Marrowby Isle", "text": NOTE},
         ]
         return entries[:max_results]
+
+    @server.tool()
+    def keeper_log(lighthouse: str, year: int) -> str:
+        """The keeper's log of a lighthouse for one year."""
+        return f"{KEEPER_LOG} (asked for {lighthouse}, {year})"
 
     @server.tool()
     def delete_everything() -> str:

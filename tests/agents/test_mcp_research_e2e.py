@@ -25,7 +25,7 @@ from agents.tools.mcp_config import McpServerConfig, McpSettings
 from serving.budget import Budget
 from serving.endpoint import Endpoint
 from serving.settings import LLMSettings
-from tests.agents.mcp_kb import FACT_URL
+from tests.agents.mcp_kb import FACT_URL, KEEPER_LOG
 from tests.conftest import free_port
 from tests.processes import wait_for
 
@@ -125,8 +125,23 @@ async def test_a_failing_server_is_a_clear_event_and_the_run_finishes(
 async def test_ten_megabytes_are_capped_with_a_clear_event(
     engine: Endpoint, tmp_path: Path
 ) -> None:
-    result, events = await research_with(engine, tmp_path, stdio_kb("huge"))
+    result, events = await research_with(engine, tmp_path, stdio_kb("huge", timeout_s=60.0))
     calls = [e for e in events if isinstance(e, ToolCall)]
     assert calls and "over the cap and cut to 200,000" in calls[0].summary
     assert all(len(source.passage) <= 200_000 for source in result.sources)
+    assert result.report and events[-1].kind == "done"
+
+
+async def test_a_research_step_calls_its_named_tool_with_model_filled_arguments(
+    engine: Endpoint, tmp_path: Path
+) -> None:
+    config = stdio_kb(step_tools={"research": ["keeper_log"]})
+    result, events = await research_with(engine, tmp_path, config)
+    calls = [e for e in events if isinstance(e, ToolCall) and e.tool == "keeper_log"]
+    assert len(calls) == 1, "the research step did not call its named tool"
+    if calls[0].error is None:  # the model's arguments fit the schema: the log is a source
+        assert set(calls[0].arguments) == {"lighthouse", "year"}
+        assert any(KEEPER_LOG in source.passage for source in result.sources)
+    else:  # they did not: the tool was not called, and the step said why
+        assert "did not fit its schema" in calls[0].error
     assert result.report and events[-1].kind == "done"

@@ -11,9 +11,11 @@ from pydantic import ValidationError
 
 from agents.config import ResearchOptions
 from agents.errors import SearchError
+from agents.state import Step, StepTask, StepType
 from agents.tools.mcp_client import McpServer, McpToolError
 from agents.tools.mcp_config import McpServerConfig, McpSettings
 from agents.tools.mcp_search import McpSearch, search_arguments
+from agents.tools.mcp_steps import fill_arguments, step_tools
 from agents.tools.search import make_provider
 from tests.agents.mcp_kb import FACT, FACT_URL
 
@@ -54,7 +56,7 @@ async def test_a_server_that_crashes_mid_call_is_a_clear_error() -> None:
 
 
 async def test_ten_megabytes_of_output_are_cut_at_the_cap() -> None:
-    hits = await kb_search("huge", max_output_chars=50_000).search("lighthouse", 3)
+    hits = await kb_search("huge", max_output_chars=50_000, timeout_s=60.0).search("lighthouse", 3)
     assert len(hits) == 1 and 0 < len(hits[0].passage) <= 50_000
 
 
@@ -67,7 +69,7 @@ async def test_a_server_that_is_not_installed_is_a_clear_error() -> None:
 async def test_tools_off_the_allow_list_are_listed_as_refused_and_never_called() -> None:
     server = McpServer("kb", kb_config(tools=["search"]))
     allowed = {tool.name: tool.allowed for tool in await server.list_tools()}
-    assert allowed == {"search": True, "delete_everything": False}
+    assert allowed == {"search": True, "keeper_log": False, "delete_everything": False}
     with pytest.raises(McpToolError, match="allow-list"):
         await server.call("delete_everything", {})
 
@@ -85,7 +87,7 @@ def test_the_query_goes_to_the_argument_the_schema_names() -> None:
 def test_a_server_needs_exactly_one_transport_and_its_search_tool_allowed() -> None:
     with pytest.raises(ValidationError, match="either `command`"):
         McpServerConfig(command="x", url="http://127.0.0.1:1/mcp")
-    with pytest.raises(ValidationError, match="allow-list"):
+    with pytest.raises(ValidationError, match="search: not in the `tools` allow-list"):
         McpServerConfig(command="x", tools=["other"], search_tool="search")
     with pytest.raises(ValidationError, match="MCP server name"):
         McpSettings(servers={"bad name": McpServerConfig(command="x")})
@@ -101,3 +103,28 @@ def test_provider_names_are_checked_and_unknown_servers_explained(tmp_path: Path
         "mcp:kb", data_dir=tmp_path, mcp=McpSettings(servers={"kb": kb_config()})
     )
     assert provider.name == "mcp:kb"
+
+
+async def test_a_step_tool_that_takes_a_query_gets_the_steps_query_without_a_model() -> None:
+    task = StepTask(
+        question="Who designed the Quillfeather Lighthouse?",
+        options=ResearchOptions(max_search_results=2),
+        iteration=0,
+        index=0,
+        step=Step(title="Lighthouse designer", description="Find the designer.",
+                  step_type=StepType.RESEARCH, need_search=True),
+    )  # fmt: skip
+    schema = {"properties": {"query": {"type": "string"}, "max_results": {"type": "integer"}},
+              "required": ["query"]}  # fmt: skip
+    arguments = await fill_arguments(None, schema, "search", task)  # type: ignore[arg-type]
+    assert arguments["query"].startswith(task.question) and arguments["max_results"] == 2
+
+
+def test_step_tools_are_routed_by_configuration_and_step_type() -> None:
+    mcp = McpSettings(servers={"kb": kb_config(step_tools={"research": ["keeper_log"]})})
+    assert [(t.server.name, t.tool) for t in step_tools(mcp, StepType.RESEARCH)] == [
+        ("kb", "keeper_log")
+    ]
+    assert step_tools(mcp, StepType.PROCESSING) == []
+    with pytest.raises(ValidationError, match="keeper_log: not in the `tools` allow-list"):
+        kb_config(tools=["search"], step_tools={"research": ["keeper_log"]})
