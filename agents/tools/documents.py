@@ -17,7 +17,7 @@ from typing import Any
 
 import trafilatura
 from docutils.core import publish_parts
-from markitdown import StreamInfo
+from markitdown import DocumentConverter, StreamInfo
 from markitdown.converters import DocxConverter, EpubConverter, HtmlConverter, PptxConverter
 from odf.odf2xhtml import ODF2XHTML
 from pypdf import PdfReader
@@ -79,7 +79,9 @@ def _text(data: bytes) -> MarkdownDocument:
     return MarkdownDocument(title=None, markdown=text)
 
 
-def _markitdown(converter: Any, extension: str) -> Callable[[bytes], MarkdownDocument]:
+def _markitdown(
+    converter: DocumentConverter, extension: str
+) -> Callable[[bytes], MarkdownDocument]:
     def convert(data: bytes) -> MarkdownDocument:
         info = StreamInfo(extension=extension)
         result = converter.convert(io.BytesIO(data), info, **_MARKDOWNIFY)
