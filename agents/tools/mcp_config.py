@@ -26,6 +26,7 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from agents.config import MCP_SERVER_NAME
+from agents.errors import SearchError
 
 MCP_PROVIDER_PREFIX = "mcp:"
 DEFAULT_TIMEOUT_S = 30.0
@@ -114,6 +115,19 @@ class McpSettings(BaseModel):
                     f"MCP server name {name!r}: use letters, digits, '_', '-' or '.' (up to 64)"
                 )
         return self
+
+    def check_provider(self, provider: str) -> None:
+        """Refuse an `mcp:NAME` provider whose server is not configured or cannot search."""
+        if not provider.startswith(MCP_PROVIDER_PREFIX):
+            return
+        name = provider.removeprefix(MCP_PROVIDER_PREFIX)
+        server = self.servers.get(name)
+        if server is None or not server.search_tool:
+            known = ", ".join(self.provider_names()) or "none is configured"
+            raise SearchError(
+                f"{provider} cannot search: configure [mcp.servers.{name}] with a `search_tool` "
+                f"in the config file (MCP search providers: {known})."
+            )
 
     def provider_names(self) -> list[str]:
         """The `mcp:NAME` search providers: servers with a search tool."""

@@ -10,6 +10,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from serving.errors import FawnError
 
@@ -30,5 +31,5 @@ def run_cli(app: typer.Typer) -> None:
     except FawnError as exc:
         if os.environ.get("FAWN_DEBUG"):
             raise
-        fail(str(exc))
+        fail(escape(str(exc)))  # plain text: "[mcp.servers.NAME]" is not rich markup
         sys.exit(EXIT_USAGE)

@@ -105,6 +105,7 @@ def research(
 
     initial_state(question, options)  # a question the graph would refuse fails before any job
     settings = load_settings()
+    settings.mcp.check_provider(provider)
     if podcast:
         _check_speech(settings)
     if corpus is not None:

@@ -17,13 +17,11 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from agents.tools.corpus import LocalCorpus
-from agents.tools.mcp_config import MCP_PROVIDER_PREFIX
 from agents.tools.search import SearchHit, corpus_path
 from app.jobs.models import Job, JobEvent, JobOptions, JobStatus
 from app.jobs.service import JobService
 from app.mcp.progress import describe_event
 from app.settings import Settings
-from serving.errors import ConfigError
 
 SERVER_NAME = "fawn"
 INSTRUCTIONS = (
@@ -84,12 +82,7 @@ def mcp_job_options(settings: Settings, options: JobOptions | None) -> JobOption
     options = options or JobOptions()
     if "auto_accept_plan" not in options.model_fields_set:
         options = options.model_copy(update={"auto_accept_plan": True})
-    server = options.provider.removeprefix(MCP_PROVIDER_PREFIX)
-    if options.provider.startswith(MCP_PROVIDER_PREFIX) and server not in settings.mcp.servers:
-        raise ConfigError(
-            f"No MCP server {server!r} is configured here; use one of: "
-            f"{', '.join(settings.mcp.provider_names()) or 'local, web'}."
-        )
+    settings.mcp.check_provider(options.provider)
     return options
 
 

@@ -99,10 +99,12 @@ def test_provider_names_are_checked_and_unknown_servers_explained(tmp_path: Path
         ResearchOptions(provider="mcp:")
     with pytest.raises(SearchError, match=r"\[mcp.servers.wiki\]"):
         make_provider("mcp:wiki", data_dir=tmp_path, mcp=McpSettings())
-    provider = make_provider(
-        "mcp:kb", data_dir=tmp_path, mcp=McpSettings(servers={"kb": kb_config()})
-    )
-    assert provider.name == "mcp:kb"
+    mcp = McpSettings(servers={"kb": kb_config()})
+    assert make_provider("mcp:kb", data_dir=tmp_path, mcp=mcp).name == "mcp:kb"
+    mcp.check_provider("mcp:kb")
+    mcp.check_provider("local")
+    with pytest.raises(SearchError, match=r"mcp:wiki cannot search.*providers: mcp:kb"):
+        mcp.check_provider("mcp:wiki")
 
 
 async def test_a_step_tool_that_takes_a_query_gets_the_steps_query_without_a_model() -> None:

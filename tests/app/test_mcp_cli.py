@@ -64,6 +64,19 @@ def test_the_doctor_is_content_when_every_server_answers(
 ) -> None:
     monkeypatch.setenv("FAWN_CONFIG", str(write_config(tmp_path / "c.toml", with_missing=False)))
     check = check_mcp(load_settings())
-    assert check.status is Status.OK and "kb (2 tools)" in check.detail
+    assert check.status is Status.OK and "kb (3 tools)" in check.detail
     monkeypatch.setenv("FAWN_CONFIG", str(tmp_path / "none.toml"))
     assert "no MCP servers configured" in check_mcp(load_settings()).detail
+
+
+def test_research_with_an_unconfigured_mcp_provider_fails_before_the_engine(
+    config_file: Path,
+) -> None:
+    result = subprocess.run(
+        [str(FAWN), "research", "--auto-accept", "--provider", "mcp:wiki", "Who?"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "mcp:wiki cannot search: configure [mcp.servers.wiki]" in result.stderr
