@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from agents.citations import check_citations, cited_ids, remap_citations
 from agents.config import ReportStyle, ResearchOptions
 from agents.llm import ModelCalls
-from agents.markdown import escape, prose
+from agents.markdown import escape, flatten, prose
 from agents.prompts import render_messages
 from agents.report import STYLE_GUIDES, code_block, global_notes
 from agents.sources import Source
@@ -121,7 +121,7 @@ async def write_section(
     text = await generate_text(
         calls, CallClass.REPORT, messages, max_tokens=words * TOKENS_PER_WORD, temperature=0.0
     )
-    flat = " ".join(line.lstrip("#>*- ").strip() for line in text.splitlines() if line.strip())
+    flat = flatten(text)
     passages = {s.id: s.passage for s in cited}
     verified = await verify(check_citations(flat, cited), passages, check, drop_unsupported=True)
     return capped(verified.text, words) or notes
@@ -148,7 +148,7 @@ async def write_sections(
         )
         for section in planned
     ]
-    said = [answer]
+    said = sentences(answer)
     written: list[str] = []
     try:
         for position, (section, task) in enumerate(zip(planned, tasks, strict=True)):

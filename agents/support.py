@@ -12,9 +12,9 @@ serving/models.yaml):
   one that does not, or the reverse, is a contradiction, not support).
 
 `verify` applies a check to a text: a citation whose passage does not support its sentence is
-removed; a sentence left with no citation is dropped (notes, key points) or kept uncited (the
-answer). `audit` counts the cited sentences of a finished report and how many pass the lexical
-check: the share the report's metadata and `fawn eval` give.
+removed; a sentence left with no citation, or that never had one, is dropped (sections) or
+kept uncited (the answer). `audit` counts the cited sentences of a finished report and how many
+pass the lexical check: the share the report's metadata and `fawn eval` give.
 """
 
 from __future__ import annotations
@@ -118,14 +118,16 @@ async def verify(
 ) -> Verified:
     """`text` keeping only the citations whose passage supports their sentence.
 
-    A sentence left with none is dropped when `drop_unsupported`, else kept uncited.
+    With `drop_unsupported` every sentence needs a supported citation (notes, sections: a claim
+    with none goes); without it a sentence left with none is kept uncited (the answer).
     """
     kept: list[str] = []
     checked = removed = 0
     for sentence in sentences(text):
         ids = cited_ids(sentence)
         if not ids:
-            kept.append(sentence)
+            if not drop_unsupported:
+                kept.append(sentence)
             continue
         checked += 1
         bare = remap_citations(sentence, {})
@@ -145,7 +147,9 @@ class CitationSupport(BaseModel):
 
     cited_sentences: int = 0
     supported: int = 0
-    removed: int = Field(default=0, description="Citations the check took out while writing.")
+    removed: int = Field(
+        default=0, description="Sentences of the Answer whose citations the check took out."
+    )
     method: str = Field(
         default="lexical", description="How citations were checked: lexical or model entailment."
     )

@@ -7,6 +7,14 @@ for yes or no). Its answer is cleaned (no reasoning, no loop, no headings, no cu
 checked (unknown ids and invented URLs removed) and attributed to the passage that supports it.
 The Key points open with the sentence of each passage read that bears most on the question and
 the answer, so the report shows the evidence next to the answer.
+
+The answer is honest (`agents.answerability`): its citations are checked against their passages
+(`agents.support`: model entailment where the served model declares it, the lexical floor
+otherwise), and when the passages read do not back it, the Answer says what was not found and
+what was, instead of the model's guess. A model declaring `full-report` (or a run forcing
+`report_mode=full`) gets sections written from the findings after the Answer
+(`agents.report_writer`), the answer card's body if they fail. Each part of the report is
+streamed as a `ReportChunk` as soon as it is written; the chunks join to the whole report.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from agents.citations import check_citations, cited_ids, ground, remap_citations
 from agents.config import ReportMode, ResearchOptions
 from agents.events import Phase, ReportChunk, Status
 from agents.llm import ModelCalls
-from agents.markdown import prose
+from agents.markdown import flatten, prose
 from agents.nodes import emit
 from agents.prompts import render_messages
 from agents.report import STYLE_GUIDES, card_sections, join_report, report_head, report_tail
@@ -105,7 +113,7 @@ def finish_answer(
 
     Unsupported sentences stay (a direct answer often restates no passage) but uncited.
     """
-    flat = " ".join(line.lstrip("#>*- ").strip() for line in text.splitlines() if line.strip())
+    flat = flatten(text)
     parts = sentences(check_citations(_without_echoed_title(flat, read), registry))
     if len(parts) > 1 and not parts[-1].endswith(_SENTENCE_ENDS):
         parts = parts[:-1]  # cut off at the token cap mid-sentence
@@ -224,11 +232,8 @@ async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> Rese
         removed=card.removed,
         method="model entailment" if entailment else "lexical",
     )
-    marked = [
-        s.model_copy(update={"cited": True})
-        for s in registry
-        if s.id in cited_ids(report.split("\n## Sources")[0])
-    ]
+    cited_now = set(cited_ids(report.split("\n## Sources")[0]))
+    marked = [s.model_copy(update={"cited": True}) for s in registry if s.id in cited_now]
     return {
         "answer": prose(check_citations(card.answer, registry)),
         "report": report,

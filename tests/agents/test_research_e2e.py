@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from agents.citations import cited_ids
-from agents.config import ResearchOptions
+from agents.config import ReportMode, ResearchOptions
 from agents.events import ResearchEvent
+from agents.markdown import escape
+from agents.report_writer import SECTION_WORDS
 from agents.research import ResearchResult, run_research
 from agents.runtime import Runtime, connect_runtime
 from agents.state import Plan, PlanReview, Step, StepType
+from agents.text import sentences
 from agents.tools.corpus import LocalCorpus
 from agents.tools.ingest import load_documents
 from agents.tools.search import corpus_path
@@ -94,3 +97,33 @@ async def test_plan_review_pauses_and_resumes_with_edited_steps(runtime: Runtime
     assert result.plan is not None and result.plan.steps == [edited]
     assert "### Shirley Temple government position" in result.report
     assert_citations_resolve(result)
+
+
+async def test_a_forced_full_report_on_the_embedded_model_is_checked_capped_and_in_order(
+    runtime: Runtime,
+) -> None:
+    question = "Were Scott Derrickson and Ed Wood of the same nationality?"
+    events: list[ResearchEvent] = []
+    options = ResearchOptions(
+        auto_accept_plan=True, max_step_num=2, enable_coder=False, report_mode=ReportMode.FULL
+    )
+    result = await run_research(question, options, runtime, on_event=events.append)
+    assert_citations_resolve(result)
+    assert result.citations.cited_sentences > 0
+    assert result.citations.supported == result.citations.cited_sentences
+    body = result.report.split("\n## Sources\n")[0]
+    parts = re.split(r"^## (.+)$", body, flags=re.MULTILINE)[1:]
+    sections = dict(zip(parts[::2], parts[1::2], strict=True))
+    assert next(iter(sections)) == "Answer"
+    assert result.plan is not None
+    steps = [escape(step.title) for step in result.plan.steps]
+    written = [title for title in sections if title in steps]
+    assert written and written == [title for title in steps if title in written]
+    cap = SECTION_WORDS[options.report_style]
+    for title in written:
+        said = sentences(sections[title].strip())
+        assert len(said) == 1 or len(sections[title].split()) <= cap
+    said = [s for text in sections.values() for s in sentences(text.strip())]
+    assert len(said) == len(set(said)), "a sentence is repeated"
+    chunks = [event.text for event in events if event.kind == "report_chunk"]
+    assert len(chunks) >= 3 and "".join(chunks) == result.report
