@@ -221,8 +221,16 @@ def test_corpus_page_uploads_lists_and_deletes_a_document(
     expect(page.locator("#corpus-count")).to_have_text(f"{before + 1} passages")
     uploaded = page.locator("#corpus-list li", has_text="Okavango field notes")
     expect(uploaded).to_have_count(1)
+
+    page.fill("#q", "Where does the Okavango end?")
+    page.click("form.search button")
+    first = page.locator("#corpus-results li").first
+    expect(first.locator(".title")).to_have_text("Okavango field notes")
+    expect(first.locator(".passage")).to_have_text("The Okavango ends in a desert delta.")
+    expect(page.locator("#q")).to_have_value("Where does the Okavango end?")
     tab.screenshot("10-corpus")
 
+    page.go_back()  # to the listing page that shows the upload
     uploaded.locator("button.danger").click()
     expect(page.locator(".notice")).to_contain_text("deleted")
     expect(page.locator("#corpus-count")).to_have_text(f"{before} passages")
