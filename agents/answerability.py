@@ -2,6 +2,9 @@
 
 A draft answer counts as a finding only when the evidence backs it:
 
+- the passages read hold most of the question's content words (QUESTION_COVERAGE), since
+  passages that leave much of the question unmentioned are about something else, however
+  fluently the model reads an answer out of them;
 - most subjects the question names (its capitalised phrases) appear in the passages read (a
   subject counts as present when at least SUBJECT_COVERAGE of its content words do), so an answer
   about pages the search never found is not presented as found; one absent name among several
@@ -30,8 +33,11 @@ from agents.sources import Source
 from agents.support import MIN_SUPPORT, lexical_support
 from agents.text import content_words, entities, overlap, sentences
 
+# "Most" of a name's words, or of the question's: two in three.
 SUBJECT_COVERAGE = 0.66
+QUESTION_COVERAGE = 0.66
 NOT_ANSWERED = "The sources found do not answer the question"
+_AND = re.compile(r"\s+(?:and|&)\s+")
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 _VERDICT = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 
@@ -45,8 +51,15 @@ class Judgement:
 
 
 def subjects(question: str) -> list[str]:
-    """The names the question asks about, each with at least one content word."""
-    return [name for name in entities(question) if content_words(name)]
+    """The names the question asks about, each with at least one content word ("X and Y" are
+    two names: each must be found on its own)."""
+    names = (part for name in entities(question) for part in _AND.split(name))
+    return [name for name in dict.fromkeys(names) if content_words(name)]
+
+
+def coverage(question: str, read: Sequence[Source]) -> float:
+    """Share of the question's content words that the passages read (with titles) hold."""
+    return overlap(question, " ".join(f"{s.title} {s.passage}" for s in read))
 
 
 def missing_subjects(question: str, read: Sequence[Source]) -> list[str]:
@@ -82,6 +95,8 @@ def judge(question: str, draft: str, read: Sequence[Source], *, yes_no: bool) ->
     named = subjects(question)
     missing = tuple(missing_subjects(question, read))
     if not draft.strip() or (missing and len(missing) * 2 >= len(named)):
+        return Judgement(False, missing)
+    if coverage(question, read) < QUESTION_COVERAGE:
         return Judgement(False, missing)
     if yes_no:
         reasons = [s for s in sentences(draft) if content_words(_VERDICT.sub("", s))]

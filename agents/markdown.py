@@ -22,6 +22,8 @@ _HEADING_MARK = re.compile(r"(?:^|(?<=\s))#{1,6}(?=\s|$)")
 # What opens a block at the start of a line: a list item (`-`, `+`, `1.`, `1)`), a table row.
 _BLOCK_START = re.compile(r"^([-+|]|\d{1,9}[.)])(?=\s|$)")
 _SPACES = re.compile(r"\s+")
+_HEADING_LINE = re.compile(r"^#{1,6}(?:\s|$)")
+_LINE_MARK = re.compile(r"^(?:[>*+-]\s*|\d{1,9}[.)]\s+)+")
 
 
 def escape(text: str) -> str:
@@ -37,6 +39,19 @@ def prose(text: str) -> str:
         part if _CITATION.fullmatch(part) else _INLINE.sub(r"\\\1", part) for part in parts
     )
     return _block_safe(escaped.strip())
+
+
+def flatten(text: str, *, keep_headings: bool = False) -> str:
+    """Model prose as one line: list and quote marks taken off, heading lines dropped (a heading
+    is structure, not a finding) or, with `keep_headings`, kept as plain text (a short answer a
+    small model wrote as a heading is still the answer)."""
+    lines = (line.strip() for line in text.splitlines())
+    kept = (
+        _HEADING_MARK.sub("", line) if keep_headings else line
+        for line in lines
+        if line and (keep_headings or not _HEADING_LINE.match(line))
+    )
+    return " ".join(_LINE_MARK.sub("", line).strip() for line in kept if line.strip())
 
 
 def unescape(markdown: str) -> str:

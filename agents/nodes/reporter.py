@@ -113,7 +113,7 @@ def finish_answer(
 
     Unsupported sentences stay (a direct answer often restates no passage) but uncited.
     """
-    flat = flatten(text)
+    flat = flatten(text, keep_headings=True)
     parts = sentences(check_citations(_without_echoed_title(flat, read), registry))
     if len(parts) > 1 and not parts[-1].endswith(_SENTENCE_ENDS):
         parts = parts[:-1]  # cut off at the token cap mid-sentence

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.citations import ground, strip_unknown_urls
 from agents.events import ErrorEvent, StepStarted, ToolResult
 from agents.llm import ModelCalls
+from agents.markdown import flatten
 from agents.nodes import emit
 from agents.prompts import render_messages
 from agents.retrieval import Gathered, first_query, follow_up_query, rank_for_answer, search_into
@@ -71,7 +72,7 @@ def ground_notes(text: str, question: str, sources: Sequence[Source]) -> tuple[s
     """The model's notes cut to the sentences the shown passages support, each cited, or the
     sources' own sentences if none are left; and the problem to show the user, if any."""
     passages = {k: s.passage for k, s in enumerate(sources, 1)}
-    text = " ".join(line.lstrip("#>*- ").strip() for line in text.splitlines() if line.strip())
+    text = flatten(text, keep_headings=True)
     text = ground(strip_unknown_urls(text, ()), passages, drop_unsupported=True, known=question)
     if text:
         return text, None

@@ -80,3 +80,13 @@ def test_audit_counts_the_cited_sentences_of_a_report_body() -> None:
         "## Sources\n\n- **[1]** [Verdi](https://example.org/1)\n"
     )
     assert audit(report, passages) == (2, 1)
+
+
+def test_passages_that_leave_most_of_the_question_unmentioned_do_not_answer_it() -> None:
+    question = "In which city did the Italian composer of the opera Aida die in 1901?"
+    about_thomas = read(("Ambroise Thomas", "Thomas was a French composer who died in Paris."))
+    assert not judge(question, "Paris [1].", about_thomas, yes_no=False).answered
+    about_verdi = read(
+        ("Giuseppe Verdi", "The Italian opera composer of Aida, Verdi, died in Milan in 1901.")
+    )
+    assert judge(question, "Milan [1].", about_verdi, yes_no=False).answered
