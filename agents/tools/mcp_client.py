@@ -130,7 +130,10 @@ class McpServer:
         # The SDK and its transports raise many types (OSError, MCPError, httpx errors, pydantic
         # errors, exception groups from their task groups); all mean this server failed.
         except Exception as exc:
-            raise McpToolError(self._explain(action, _innermost(exc))) from exc
+            inner = _innermost(exc)
+            if isinstance(inner, McpToolError):  # ours, wrapped by the SDK's task group
+                raise inner from None
+            raise McpToolError(self._explain(action, inner)) from exc
 
     def _explain(self, action: str, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):

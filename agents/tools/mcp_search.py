@@ -19,7 +19,7 @@ from typing import Any
 from langgraph.config import get_stream_writer
 
 from agents.events import ToolCall
-from agents.tools.mcp_client import McpServer, McpToolError, ToolOutput
+from agents.tools.mcp_client import Arguments, McpServer, McpToolError, ToolOutput
 from agents.tools.mcp_config import MCP_PROVIDER_PREFIX
 from agents.tools.search import SearchHit
 
@@ -48,22 +48,34 @@ class McpSearch:
                 f"MCP server {server.name!r} has no `search_tool`: set one in "
                 f"[mcp.servers.{server.name}] to search with it."
             )
-        sent: dict[str, Any] = {}
+        query_argument = server.config.query_argument
+        hits = await call_for_hits(
+            server,
+            tool,
+            lambda schema: search_arguments(schema, query, max_results, query_argument),
+        )
+        return hits[:max_results]
 
-        def arguments(schema: dict[str, Any]) -> dict[str, Any]:
-            sent.update(search_arguments(schema, query, max_results, server.config.query_argument))
-            return sent
 
-        try:
-            output = await server.call(tool, arguments)
-        except McpToolError as exc:
-            report_call(ToolCall(server=server.name, tool=tool, arguments=sent or {"query": query},
-                                 summary="failed", error=str(exc)))  # fmt: skip
-            raise
-        hits = hits_from_output(output, server.name, tool, self.name)[:max_results]
-        report_call(ToolCall(server=server.name, tool=tool, arguments=sent,
-                             summary=describe_output(output, len(hits))))  # fmt: skip
-        return hits
+async def call_for_hits(server: McpServer, tool: str, arguments: Arguments) -> list[SearchHit]:
+    """Call `tool` and read its output as hits, telling the run's timeline about the call and
+    what came of it (its failure too, before raising it)."""
+    sent: dict[str, Any] = {}
+
+    def recorded(schema: dict[str, Any]) -> dict[str, Any]:
+        sent.update(arguments(schema) if callable(arguments) else arguments)
+        return sent
+
+    try:
+        output = await server.call(tool, recorded)
+    except McpToolError as exc:
+        report_call(ToolCall(server=server.name, tool=tool, arguments=sent, summary="failed",
+                             error=str(exc)))  # fmt: skip
+        raise
+    hits = hits_from_output(output, server.name, tool, f"{MCP_PROVIDER_PREFIX}{server.name}")
+    report_call(ToolCall(server=server.name, tool=tool, arguments=sent,
+                         summary=describe_output(output, len(hits))))  # fmt: skip
+    return hits
 
 
 def search_arguments(

@@ -27,8 +27,8 @@ from agents.sources import new_source
 from agents.state import StepTask
 from agents.structured import generate_structured
 from agents.tools.mcp_client import McpServer, McpToolError
-from agents.tools.mcp_config import MCP_PROVIDER_PREFIX, McpSettings
-from agents.tools.mcp_search import describe_output, hits_from_output, report_call, search_arguments
+from agents.tools.mcp_config import McpSettings
+from agents.tools.mcp_search import call_for_hits, report_call, search_arguments
 from serving.budget import CallClass
 
 ARGUMENTS_MAX_TOKENS = 160
@@ -71,22 +71,15 @@ async def use_step_tools(
 
 async def _use(calls: ModelCalls, step_tool: StepTool, task: StepTask, gathered: Gathered) -> None:
     server, tool = step_tool.server, step_tool.tool
-    arguments: dict[str, Any] = {}
     try:
-        schema = await _schema(server, tool)
-        arguments = await fill_arguments(calls, schema, tool, task)
-        output = await server.call(tool, arguments)
+        arguments = await fill_arguments(calls, await _schema(server, tool), tool, task)
     except McpToolError as exc:
-        report_call(ToolCall(server=server.name, tool=tool, arguments=arguments,
-                             summary="failed", error=str(exc)))  # fmt: skip
+        report_call(ToolCall(server=server.name, tool=tool, summary="not called", error=str(exc)))
         raise
-    provider = f"{MCP_PROVIDER_PREFIX}{server.name}"
-    hits = hits_from_output(output, server.name, tool, provider)
-    seen = gathered.urls
-    fresh = [new_source(h.url, h.title, h.passage, h.provider) for h in hits if h.url not in seen]
+    hits = await call_for_hits(server, tool, arguments)
+    fresh = [new_source(h.url, h.title, h.passage, h.provider) for h in hits]
+    fresh = [source for source in fresh if source.url not in gathered.urls]
     gathered.sources.extend(fresh[: task.options.max_search_results])
-    report_call(ToolCall(server=server.name, tool=tool, arguments=arguments,
-                         summary=describe_output(output, len(hits))))  # fmt: skip
 
 
 async def _schema(server: McpServer, tool: str) -> dict[str, Any]:
