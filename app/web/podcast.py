@@ -1,6 +1,8 @@
 """The podcast on the job and report pages: make it, follow it, play it.
 
-The page shows the player and transcript when the audio exists (readable without JavaScript),
+The page shows the player and transcript when the audio exists (readable without JavaScript); the
+player offers the MP3 or OGG where one was made and the WAV after it, and the download link is
+the smallest file made.
 what is happening while a podcast is being made, and why the last attempt failed. The button is a
 plain form (`make_podcast`, a redirect back to the job page); with JavaScript, static/job.js
 posts to the REST API instead and follows the job's `podcast` events live.
@@ -40,6 +42,29 @@ class PodcastView:
     start_url: str
     audio_url: str
     transcript_url: str
+    # The audio files made, best first (MP3 and OGG are a tenth of the WAV's size).
+    sources: tuple[AudioSource, ...] = ()
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    """One audio file of the podcast, as the player offers it."""
+
+    url: str
+    format: AudioFormat
+
+
+# The order the player offers formats in: compressed first, the WAV as the fallback.
+PLAYER_ORDER = (AudioFormat.MP3, AudioFormat.OGG, AudioFormat.WAV)
+
+
+def audio_sources(audio_url: str, made: set[str]) -> tuple[AudioSource, ...]:
+    """The audio files made, in PLAYER_ORDER, each at its `?format=` URL."""
+    return tuple(
+        AudioSource(f"{audio_url}?format={fmt.value}", fmt)
+        for fmt in PLAYER_ORDER
+        if audio_artifact(fmt) in made
+    )
 
 
 def podcast_view(request: Request, job: Job) -> PodcastView:
@@ -61,8 +86,10 @@ def podcast_view(request: Request, job: Job) -> PodcastView:
     running = job_service(request).podcast_running(job.id) or podcast_pending(store, job)
     last = events[-1].data if events else {}
     failed = not running and last.get("stage") == PodcastStage.ERROR
+    sources = audio_sources(urls["audio_url"], names)
     return PodcastView(
         ready=audio_artifact(AudioFormat.WAV) in names,
+        sources=sources,
         running=running,
         error=str(last.get("message") or "unknown error") if failed else None,
         since=finished[-1].seq if finished else 0,

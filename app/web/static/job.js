@@ -278,6 +278,7 @@
   // The podcast of a done job: the button starts it through the REST API, its `podcast` events
   // (those after `since`, the end of the last attempt) drive the status line, and the player
   // appears once the audio exists.
+  const AUDIO_FORMATS = [["mp3", "audio/mpeg"], ["ogg", "audio/ogg"], ["wav", "audio/wav"]];
   const podcast = (function () {
     const section = document.getElementById("podcast");
     const status = document.getElementById("podcast-status");
@@ -297,13 +298,22 @@
       audio.id = "podcast-audio";
       audio.controls = true;
       audio.preload = "none";
-      audio.src = section.dataset.audioUrl;
+      // Compressed first: a format that was not made answers 404 and the browser tries the next.
+      for (const [format, type] of AUDIO_FORMATS) {
+        const source = document.createElement("source");
+        source.src = section.dataset.audioUrl + "?format=" + format;
+        source.type = type;
+        audio.append(source);
+      }
       const transcript = node("a", "", "Read the transcript");
       transcript.id = "podcast-transcript";
       transcript.href = section.dataset.transcriptUrl;
-      const download = node("a", "", "Download (WAV)");
-      download.href = section.dataset.audioUrl;
+      const download = node("a", "", "Download");
+      download.id = "podcast-download";
       download.setAttribute("download", "");
+      // The link follows the file the player actually loaded.
+      audio.addEventListener("loadedmetadata", function () { download.href = audio.currentSrc; });
+      download.href = section.dataset.audioUrl + "?format=wav";
       const player = document.getElementById("podcast-player");
       player.replaceChildren(audio, node("p", "", transcript, " · ", download));
       player.classList.remove("hidden");

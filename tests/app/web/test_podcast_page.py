@@ -1,5 +1,6 @@
 """The podcast on the job page, in a real browser behind the login, on the real engine and real
-espeak-ng: the button makes it, progress shows live, the player plays the WAV, and a reload
+espeak-ng: the button makes it, progress shows live, the player plays the smallest file made
+(MP3 or OGG before the WAV), and a reload
 (even without JavaScript) shows the player; a refusal is shown as a message."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
 from app.jobs.models import Job, JobStatus
+from app.jobs.podcast import audio_artifact
+from app.web.podcast import PLAYER_ORDER
 from tests.agents.test_podcast import REPORT
 from tests.app.web.conftest import API_KEY, WebServer, open_tab
 
@@ -69,14 +72,18 @@ def test_make_a_podcast_then_play_it_and_read_the_transcript(
     expect(page.locator("#timeline .ev-podcast").last).to_contain_text("Podcast:")
     stages = [e.data["stage"] for e in keyed_server.store.events(job.id) if e.type == "podcast"]
     assert stages[-1] == "done" and "speaking" in stages
-    assert page.evaluate("document.querySelector('#podcast-audio').canPlayType('audio/wav')")
     duration = audio.evaluate(LOADED_DURATION)
     assert duration > 1
     tab.screenshot("16-podcast-ready")
 
-    wav = page.request.get(keyed_server.url + (audio.get_attribute("src") or ""))
-    assert wav.status == 200 and wav.headers["content-type"] == "audio/wav"
-    assert wav.body()[:4] == b"RIFF"
+    # The player loads the smallest file made: an MP3 or OGG where one was made, else the WAV.
+    made = {a.name for a in keyed_server.store.artifacts(job.id)}
+    best = next(fmt for fmt in PLAYER_ORDER if audio_artifact(fmt) in made)
+    loaded = audio.evaluate("audio => audio.currentSrc")
+    assert loaded.endswith(f"/api/research/{job.id}/podcast?format={best.value}")
+    played = page.request.get(loaded)
+    assert played.status == 200 and played.headers["content-type"] == best.media_type
+    assert page.get_attribute("#podcast-download", "href") == loaded
     transcript_path = page.get_attribute("#podcast-transcript", "href") or ""
     transcript = page.request.get(keyed_server.url + transcript_path)
     assert transcript.status == 200 and "Maya:" in transcript.text()
@@ -88,9 +95,10 @@ def test_make_a_podcast_then_play_it_and_read_the_transcript(
         without_js.add_cookies(logged_in.cookies())
         plain = without_js.new_page()
         plain.goto(f"{keyed_server.url}/jobs/{job.id}")
-        expect(plain.locator("#podcast-audio")).to_have_attribute(
-            "src", f"/api/research/{job.id}/podcast"
+        expect(plain.locator("#podcast-audio source").first).to_have_attribute(
+            "src", f"/api/research/{job.id}/podcast?format={best.value}"
         )
+        expect(plain.locator("#podcast-download")).to_have_text(f"Download ({best.value.upper()})")
         expect(plain.locator("#podcast-button")).to_have_text("Make it again")
         plain.goto(f"{keyed_server.url}/jobs/{job.id}/report")
         expect(plain.locator("#podcast-audio")).to_have_count(1)
