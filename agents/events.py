@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
 from agents.sources import Source
 from agents.state import Figure, Plan, StepType
+from agents.support import CitationSupport
 
 TOOL_OUTPUT_CHARS = 4000
 TRUNCATED = "\n… (truncated)"
@@ -132,6 +133,10 @@ class Done(BaseModel):
     kind: Literal["done"] = "done"
     llm_calls: int
     wall_s: float
+    citations: CitationSupport | None = Field(
+        default=None,
+        description="The report's cited sentences and how many their passages support.",
+    )
 
 
 ResearchEvent = Annotated[

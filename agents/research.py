@@ -230,7 +230,7 @@ async def _advance(
         return PlanPause(plan=Plan.model_validate(pause["plan"]), iteration=pause["iteration"])
     state = (await graph.aget_state(config)).values
     result = result_from_state(state, time.monotonic() - started)
-    sink(Done(llm_calls=result.llm_calls, wall_s=result.wall_s))
+    sink(Done(llm_calls=result.llm_calls, wall_s=result.wall_s, citations=result.citations))
     return result
 
 

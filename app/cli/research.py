@@ -288,6 +288,12 @@ def show_event(event: ResearchEvent) -> None:
             _progress.print(f"[red]{escape(event.message)}[/]")
         case "done":
             _progress.print(f"[dim]Done: {event.llm_calls} LLM calls in {event.wall_s:.0f} s.[/]")
+            if event.citations and event.citations.cited_sentences:
+                support = event.citations
+                _progress.print(
+                    f"[dim]Citations: {support.supported} of {support.cited_sentences} cited "
+                    f"sentences supported by their source ({support.method} check).[/]"
+                )
 
 
 def plan_table(plan: Plan) -> Table:

@@ -13,7 +13,16 @@ from langgraph.types import Command
 
 from agents.citations import cited_ids
 from agents.config import ReportStyle, ResearchOptions
-from agents.events import ErrorEvent, Phase, PlanReady, ResearchEvent, Status, StepDone, StepStarted
+from agents.events import (
+    Done,
+    ErrorEvent,
+    Phase,
+    PlanReady,
+    ResearchEvent,
+    Status,
+    StepDone,
+    StepStarted,
+)
 from agents.graph import build_graph, sqlite_checkpointer
 from agents.nodes.coordinator import obvious_route
 from agents.report import STYLE_GUIDES
@@ -398,6 +407,8 @@ async def test_step_notes_cite_the_numbers_the_report_uses() -> None:
     for event in done:
         assert set(cited_ids(event.notes)) <= {s.id for s in result.sources}
         assert event.notes in analysis
+    (finished,) = [e for e in events if isinstance(e, Done)]
+    assert finished.citations == result.citations and result.citations.cited_sentences > 0
 
 
 async def test_users_never_see_parse_errors_from_the_plan() -> None:
