@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from agents.answerability import NOT_ANSWERED, is_abstention, judge, not_answered
+from agents.llm import ModelCalls
 from agents.sources import Source, new_source
-from agents.support import LexicalSupport, audit, lexical_support, verify
+from agents.support import LexicalSupport, ModelSupport, audit, lexical_support, verify
+from tests.agents.conftest import Script, scripted_runtime
 
 
 def read(*docs: tuple[str, str]) -> list[Source]:
@@ -90,3 +92,17 @@ def test_passages_that_leave_most_of_the_question_unmentioned_do_not_answer_it()
         ("Giuseppe Verdi", "The Italian opera composer of Aida, Verdi, died in Milan in 1901.")
     )
     assert judge(question, "Milan [1].", about_verdi, yes_no=False).answered
+
+
+async def test_model_entailment_decides_and_falls_back_to_the_lexical_floor_on_junk() -> None:
+    passages = {s.id: s.passage for s in VERDI}
+    text = "Verdi was an Italian opera composer [1]. Thomas wrote operas [2]."
+    script = Script(replies={"entailment": ['{"supported": false}', "not json", "still not"]})
+    check = ModelSupport(ModelCalls(scripted_runtime(script)))
+    kept = await verify(text, passages, check, drop_unsupported=True)
+    # The model rejected the first sentence; its junk on the second left the lexical floor,
+    # which "Thomas wrote operas" against "a French composer of operas" passes.
+    assert kept.text == "Thomas wrote operas [2]."
+    judged = script.of("entailment")
+    assert "Sentence: Verdi was an Italian opera composer." in judged[0].prompt
+    assert len(judged) == 3, "one call, then one call and its repair retry"
