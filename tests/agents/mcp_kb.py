@@ -53,6 +53,11 @@ def build(behaviour: str) -> MCPServer:
         return f"{KEEPER_LOG} (asked for {lighthouse}, {year})"
 
     @server.tool()
+    def environment() -> list[str]:
+        """The names of the variables in this server's environment."""
+        return sorted(os.environ)
+
+    @server.tool()
     def delete_everything() -> str:
         """A tool no allow-list should let Fawn call."""
         return "deleted"

@@ -69,7 +69,12 @@ async def test_a_server_that_is_not_installed_is_a_clear_error() -> None:
 async def test_tools_off_the_allow_list_are_listed_as_refused_and_never_called() -> None:
     server = McpServer("kb", kb_config(tools=["search"]))
     allowed = {tool.name: tool.allowed for tool in await server.list_tools()}
-    assert allowed == {"search": True, "keeper_log": False, "delete_everything": False}
+    assert allowed == {
+        "search": True,
+        "keeper_log": False,
+        "environment": False,
+        "delete_everything": False,
+    }
     with pytest.raises(McpToolError, match="allow-list"):
         await server.call("delete_everything", {})
 
@@ -130,3 +135,14 @@ def test_step_tools_are_routed_by_configuration_and_step_type() -> None:
     assert step_tools(mcp, StepType.PROCESSING) == []
     with pytest.raises(ValidationError, match="keeper_log: not in the `tools` allow-list"):
         kb_config(tools=["search"], step_tools={"research": ["keeper_log"]})
+
+
+async def test_a_stdio_server_gets_its_configured_environment_and_none_of_fawns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAWN_API_KEY", "secret-of-the-app")
+    server = McpServer("kb", kb_config(env={"KB_TOKEN": "for-the-server"}))
+    output = await server.call("environment", {})
+    names = set(output.structured["result"])
+    assert "KB_TOKEN" in names and "PATH" in names
+    assert not {name for name in names if name.startswith("FAWN_")}

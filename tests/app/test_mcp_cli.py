@@ -64,7 +64,7 @@ def test_the_doctor_is_content_when_every_server_answers(
 ) -> None:
     monkeypatch.setenv("FAWN_CONFIG", str(write_config(tmp_path / "c.toml", with_missing=False)))
     check = check_mcp(load_settings())
-    assert check.status is Status.OK and "kb (3 tools)" in check.detail
+    assert check.status is Status.OK and "kb (4 tools)" in check.detail
     monkeypatch.setenv("FAWN_CONFIG", str(tmp_path / "none.toml"))
     assert "no MCP servers configured" in check_mcp(load_settings()).detail
 
