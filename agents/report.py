@@ -80,7 +80,9 @@ def analysis_section(results: Sequence[StepResult], registry: Sequence[Source]) 
     lines = ["## Analysis", ""]
     for result in results:
         lines += [f"### {escape(result.title) or 'Step ' + str(result.index + 1)}", ""]
-        lines += [checked_prose(global_notes(result, registry), registry), ""]
+        notes = global_notes(result, registry)
+        if notes.strip():
+            lines += [checked_prose(notes, registry), ""]
         if result.code is not None:
             lines += [code_block(result.code), ""]
     return "\n".join(lines)

@@ -34,12 +34,19 @@ from agents.llm import ModelCalls
 from agents.markdown import flatten, prose
 from agents.nodes import emit
 from agents.prompts import render_messages
-from agents.report import STYLE_GUIDES, card_sections, join_report, report_head, report_tail
+from agents.report import (
+    STYLE_GUIDES,
+    card_sections,
+    global_notes,
+    join_report,
+    report_head,
+    report_tail,
+)
 from agents.report_writer import write_sections
 from agents.retrieval import page_name, rank_for_answer
 from agents.runtime import Runtime
-from agents.sources import Source
-from agents.state import ResearchState
+from agents.sources import LocalRefs, Source
+from agents.state import ResearchState, StepResult
 from agents.structured import generate_text
 from agents.support import (
     CitationSupport,
@@ -187,6 +194,23 @@ async def answer_card(
     return Card(answer, points, verified.removed)
 
 
+async def checked_results(
+    results: Sequence[StepResult], registry: Sequence[Source], check: SupportCheck
+) -> list[StepResult]:
+    """The steps' notes citing registry ids, each sentence kept only if a passage it cites
+    supports it (a program's own account of its run is not a citation and stays)."""
+    passages = {source.id: source.passage for source in registry}
+    # Registry ids are 1..n, so these refs map every id to itself.
+    identity = LocalRefs(urls=[source.url for source in sorted(registry, key=lambda s: s.id)])
+    checked = []
+    for result in results:
+        notes = global_notes(result, registry)
+        if result.code is None:
+            notes = (await verify(notes, passages, check, drop_unsupported=True)).text
+        checked.append(result.model_copy(update={"notes": notes, "refs": identity}))
+    return checked
+
+
 def served_abilities(runtime: Runtime) -> frozenset[ModelAbility]:
     """What the served model declares it can do (nothing for a scripted or unknown model)."""
     return model_abilities(runtime.clients.endpoint.model) if runtime.clients else frozenset()
@@ -205,7 +229,6 @@ async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> Rese
     emit(runtime, Status(message="Writing the report.", phase=Phase.REPORTING))
     question, options = state["question"], state["options"]
     registry = state.get("sources", [])
-    results = state.get("step_results", [])
     abilities = served_abilities(runtime.context)
     calls = ModelCalls(runtime.context)
     entailment = ModelAbility.ENTAILMENT in abilities
@@ -213,8 +236,9 @@ async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> Rese
     card = await answer_card(state, runtime.context, calls, check)
     head = report_head(question, card.answer, registry)
     emit(runtime, ReportChunk(text=head + "\n\n"))
+    results = await checked_results(state.get("step_results", []), registry, check)
     body = (
-        await full_sections(state, runtime, calls, check, card)
+        await full_sections(state, runtime, calls, check, card, results)
         if writes_full_report(options, abilities)
         else None
     )
@@ -249,6 +273,7 @@ async def full_sections(
     calls: ModelCalls,
     check: SupportCheck,
     card: Card,
+    results: Sequence[StepResult],
 ) -> list[str] | None:
     """The full report's sections, each streamed when written; None when they cannot be
     written, so the answer card is used."""
@@ -257,7 +282,7 @@ async def full_sections(
             calls,
             state["question"],
             card.answer,
-            state.get("step_results", []),
+            results,
             state.get("sources", []),
             state["options"],
             check,

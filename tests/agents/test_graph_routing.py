@@ -449,3 +449,13 @@ async def test_the_answer_says_what_was_not_found_when_the_corpus_lacks_the_subj
     assert "Arthur's Magazine" in result.answer and "1996" not in result.answer
     assert result.citations.cited_sentences >= 1
     assert result.citations.supported == result.citations.cited_sentences
+
+
+async def test_a_note_its_cited_passage_does_not_support_never_reaches_the_report() -> None:
+    # "1844" is Arthur's Magazine's year; the note gives it to First for Women.
+    wrong = "First for Women was started first, in 1844 [1]."
+    script = default_script(notes=f"{wrong} Arthur's Magazine dates from 1844 [1].")
+    result, _events = await research(script)
+    assert "First for Women was started first, in 1844" not in result.report
+    assert "Arthur's Magazine dates from 1844" in result.report
+    assert result.citations.supported == result.citations.cited_sentences > 0
