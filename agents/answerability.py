@@ -2,9 +2,10 @@
 
 A draft answer counts as a finding only when the evidence backs it:
 
-- the passages read hold most of the question's content words (QUESTION_COVERAGE), since
-  passages that leave much of the question unmentioned are about something else, however
-  fluently the model reads an answer out of them;
+- for an open question, the passages read hold most of its content words (QUESTION_COVERAGE),
+  since passages that leave much of the question unmentioned are about something else, however
+  fluently the model reads an answer out of them (a yes/no question's predicate is what it asks
+  and may be absent for a "no", so there only its subjects count);
 - most subjects the question names (its capitalised phrases) appear in the passages read (a
   subject counts as present when at least SUBJECT_COVERAGE of its content words do), so an answer
   about pages the search never found is not presented as found; one absent name among several
@@ -31,13 +32,15 @@ from dataclasses import dataclass
 from agents.citations import remap_citations
 from agents.sources import Source
 from agents.support import MIN_SUPPORT, lexical_support
-from agents.text import content_words, entities, overlap, sentences
+from agents.text import STOPWORDS, content_words, entities, overlap, sentences
 
 # "Most" of a name's words, or of the question's: two in three.
 SUBJECT_COVERAGE = 0.66
 QUESTION_COVERAGE = 0.66
 NOT_ANSWERED = "The sources found do not answer the question"
 _AND = re.compile(r"\s+(?:and|&)\s+")
+# A question's opening verb is capitalised too ("Are X and Y ..."): not part of the name.
+_LEADING_STOPWORDS = re.compile(rf"^(?:(?:{'|'.join(sorted(STOPWORDS))})\s+)+", re.IGNORECASE)
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 _VERDICT = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 
@@ -53,7 +56,9 @@ class Judgement:
 def subjects(question: str) -> list[str]:
     """The names the question asks about, each with at least one content word ("X and Y" are
     two names: each must be found on its own)."""
-    names = (part for name in entities(question) for part in _AND.split(name))
+    names = (
+        _LEADING_STOPWORDS.sub("", part) for name in entities(question) for part in _AND.split(name)
+    )
     return [name for name in dict.fromkeys(names) if content_words(name)]
 
 
@@ -96,12 +101,14 @@ def judge(question: str, draft: str, read: Sequence[Source], *, yes_no: bool) ->
     missing = tuple(missing_subjects(question, read))
     if not draft.strip() or (missing and len(missing) * 2 >= len(named)):
         return Judgement(False, missing)
-    if coverage(question, read) < QUESTION_COVERAGE:
-        return Judgement(False, missing)
     if yes_no:
         reasons = [s for s in sentences(draft) if content_words(_VERDICT.sub("", s))]
         sound = not any(contradicted(reason, read) for reason in reasons)
         return Judgement(verdict(draft) is not None and sound)
+    # A yes/no question's predicate is what it asks, and may well be absent ("no"): there only
+    # its subjects must be found; an open question's passages must hold most of it.
+    if coverage(question, read) < QUESTION_COVERAGE:
+        return Judgement(False, missing)
     first = remap_citations(sentences(draft)[0], {})
     if _CHOICE.search(question):
         return Judgement(any(_names(first, subject) for subject in named))

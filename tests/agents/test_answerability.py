@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.answerability import NOT_ANSWERED, is_abstention, judge, not_answered
+from agents.answerability import NOT_ANSWERED, is_abstention, judge, not_answered, subjects
 from agents.llm import ModelCalls
 from agents.sources import Source, new_source
 from agents.support import LexicalSupport, ModelSupport, audit, lexical_support, verify
@@ -106,3 +106,10 @@ async def test_model_entailment_decides_and_falls_back_to_the_lexical_floor_on_j
     judged = script.of("entailment")
     assert "Sentence: Verdi was an Italian opera composer." in judged[0].prompt
     assert len(judged) == 3, "one call, then one call and its repair retry"
+
+
+def test_a_yes_no_question_needs_its_subjects_found_not_its_predicate() -> None:
+    question = "Were Giuseppe Verdi and Ambroise Thomas both born in the United States?"
+    assert subjects(question) == ["Giuseppe Verdi", "Ambroise Thomas", "United States"]
+    assert judge(question, "No.", VERDI, yes_no=True).answered
+    assert not judge(question, "No.", UNRELATED, yes_no=True).answered
