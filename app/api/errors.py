@@ -20,12 +20,13 @@ from starlette.routing import Match, Route
 from agents.errors import SandboxError, SearchError
 from app.api.schemas import Problem
 from app.corpus import DocumentNotFound, UnreadableUpload, UnsupportedUpload, UploadTooLarge
-from app.jobs.errors import JobConflict, JobNotFound
+from app.jobs.errors import InvalidOptions, JobConflict, JobNotFound
 from serving.errors import BudgetTimeout, ConfigError, EngineError, FawnError
 
 _STATUS_BY_ERROR: tuple[tuple[type[FawnError], int], ...] = (
     (JobNotFound, 404),
     (JobConflict, 409),
+    (InvalidOptions, 422),
     (DocumentNotFound, 404),
     (UnsupportedUpload, 415),
     (UploadTooLarge, 413),

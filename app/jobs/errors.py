@@ -4,6 +4,7 @@
     ├── JobNotFound       no job with this id: never made, or deleted
     ├── JobConflict       the job's status does not allow this (a review it is not awaiting,
     │                     a retry of a job that did not fail, a report not written yet)
+    ├── InvalidOptions    the options name what this deployment lacks (an MCP server)
     └── StoreUnavailable  the job database cannot be reached now (a running job waits for it)
 
 All are FawnErrors, so a CLI command shows their message as a clean error.
@@ -24,6 +25,14 @@ class JobNotFound(FawnError):
 
 class JobConflict(FawnError):
     """The job is in a status that does not allow what was asked; the message says which."""
+
+
+class InvalidOptions(FawnError):
+    """A job's options name something this deployment does not have; HTTP 422."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
 
 
 class StoreUnavailable(FawnError):

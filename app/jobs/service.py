@@ -22,9 +22,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from agents.errors import SearchError
 from agents.podcast import Podcast, ProgressSink, SpeechBackend, speech_backend
 from agents.state import Plan, PlanReview
-from app.jobs.errors import JobConflict, JobNotFound
+from app.jobs.errors import InvalidOptions, JobConflict, JobNotFound
 from app.jobs.models import Job, JobEvent, JobOptions, JobStatus
 from app.jobs.podcast import PodcastMaker, PodcastTasks
 from app.jobs.review import record_review
@@ -38,6 +39,8 @@ from serving.pressure import PressureMonitor
 
 T = TypeVar("T")
 Reviewer = Callable[[Plan], Awaitable[PlanReview]]
+# Refuses options this deployment cannot honour (raises SearchError for an unknown provider).
+OptionsCheck = Callable[[JobOptions], None]
 # How often a job run here is looked at for new events.
 EVENT_POLL_S = 0.2
 _RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -55,12 +58,14 @@ class JobService:
         pressure: PressureMonitor | None = None,
         podcasts: PodcastMaker | None = None,
         worker: Worker | None = None,
+        check_options: OptionsCheck | None = None,
     ) -> None:
         self.store = store
         self.runner = runner
         self.pressure = pressure
         self.podcasts = podcasts
         self.worker = worker
+        self.check_options = check_options
 
     def get(self, job_id: str) -> Job:
         """The job; JobNotFound if there is none (never made, or deleted)."""
@@ -99,7 +104,12 @@ class JobService:
             self.pressure.admit_job()
 
     async def submit(self, question: str, options: JobOptions) -> Job:
-        """Admit, store and start a new job."""
+        """Check the options (InvalidOptions), admit, store and start a new job."""
+        if self.check_options is not None:
+            try:
+                self.check_options(options)
+            except SearchError as exc:
+                raise InvalidOptions("options.provider", str(exc)) from exc
         self.admit()
         job = await asyncio.to_thread(self.store.create, question, options.model_dump(mode="json"))
         self.start(job)
@@ -262,9 +272,15 @@ def job_service(
     started in the background (the API's) and counts those the runner makes among them.
     """
     pressure = services.pressure if admit else None
+
+    def check_options(options: JobOptions) -> None:
+        settings.mcp.check_provider(options.provider)
+
     if not runner:
         podcasts = podcast_maker(settings, services, store, podcast_tasks)
-        return JobService(store, None, pressure=pressure, podcasts=podcasts)
+        return JobService(
+            store, None, pressure=pressure, podcasts=podcasts, check_options=check_options
+        )
     job_runs = job_runner(
         settings, services, store, concurrency=concurrency, podcast_tasks=podcast_tasks
     )
@@ -274,6 +290,7 @@ def job_service(
         pressure=pressure,
         podcasts=job_runs.podcasts,
         worker=Worker(job_runs) if worker else None,
+        check_options=check_options,
     )
 
 

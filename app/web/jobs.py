@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 from agents.config import ReportStyle
 from app.api.lookup import find_job, job_service, job_store
 from app.api.schemas import MAX_OFFSET
+from app.jobs.errors import InvalidOptions
 from app.jobs.models import Job, JobStatus
 from app.web import forms
 from app.web.html import HtmlRoute, page
@@ -80,7 +81,7 @@ async def submit_job(request: Request) -> Response:
     try:
         body = forms.research_request(form)
         job = await job_service(request).submit(body.question, body.options)
-    except forms.FormError as exc:
+    except (forms.FormError, InvalidOptions) as exc:
         return _ask_page(request, form, error=str(exc), status_code=422)
     except Overloaded as exc:
         return _ask_page(

@@ -172,11 +172,12 @@ def _event_types(data_dir: Path, job_id: str) -> list[str]:
 def test_a_failed_job_exits_2_with_its_cause_and_fawn_jobs_retry_finishes_it(
     engine: Endpoint, hotpotqa_path: Path, tmp_path: Path, isolated_env: Path
 ) -> None:
-    # Every LLM call times out at once: the run fails at its first call, after the job exists.
+    # Every LLM call times out at once, and the outage is not waited out: the run fails at its
+    # first call, after the job exists.
     result = _fawn(
         "--corpus", str(hotpotqa_path), "--no-coder", "--max-steps", "1", QUESTION,
         env={"FAWN_LLM_BASE_URL": engine.base_url, "FAWN_LLM_TIMEOUT_S": "0.001",
-             "FAWN_LLM_RETRIES": "0"},
+             "FAWN_LLM_RETRIES": "0", "FAWN_JOBS_OUTAGE_LIMIT_S": "0"},
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     [job] = _jobs(isolated_env)

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.engine
         ({"question": "q", "options": {"max_step_num": 0}}, "options.max_step_num"),
         ({"question": "q", "options": {"locale": "not a locale"}}, "options.locale"),
         ({"question": "q", "options": {"provider": "bing"}}, "options.provider"),
+        # Well formed, but no MCP server of that name is configured here.
+        ({"question": "q", "options": {"provider": "mcp:wiki"}}, "options.provider"),
         ({"question": "q", "unexpected": 1}, "unexpected"),
         ({}, "question"),
     ],
