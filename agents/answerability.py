@@ -15,7 +15,7 @@ A draft answer counts as a finding only when the evidence backs it:
   at least MIN_SUPPORT of those words stand in one passage read, so a guess from the
   model's memory or a restated question is not a finding;
 - a yes/no answer carries a verdict, and no reason it gives is contradicted by a passage read
-  (a passage holding the reason's words with the opposite polarity: "X is not an opera
+  (a passage sentence restating the reason with the opposite polarity: "X is not an opera
   composer" against "X was an Italian opera composer").
 
 When the evidence does not answer, the Answer says so plainly, names what was not found, and
@@ -31,12 +31,14 @@ from dataclasses import dataclass
 
 from agents.citations import remap_citations
 from agents.sources import Source
-from agents.support import MIN_SUPPORT, lexical_support
+from agents.support import MIN_SUPPORT, negated
 from agents.text import STOPWORDS, content_words, entities, overlap, sentences
 
 # "Most" of a name's words, or of the question's: two in three.
 SUBJECT_COVERAGE = 0.66
 QUESTION_COVERAGE = 0.66
+# A contradiction restates the claim: nearly all of its words in one passage sentence.
+CONTRADICTION_OVERLAP = 0.8
 NOT_ANSWERED = "The sources found do not answer the question"
 _AND = re.compile(r"\s+(?:and|&)\s+")
 # A question's opening verb is capitalised too ("Are X and Y ..."): not part of the name.
@@ -74,11 +76,15 @@ def missing_subjects(question: str, read: Sequence[Source]) -> list[str]:
 
 
 def contradicted(claim: str, read: Sequence[Source]) -> bool:
-    """Whether a passage read holds the claim's words but says the opposite."""
+    """Whether a passage read states the claim's own words with the opposite polarity: one of
+    its sentences holds CONTRADICTION_OVERLAP of them and says "not" where the claim does not,
+    or the reverse. (A negated claim beside a passage that says something else is no
+    contradiction: "X and Y are not in the same place" against "Y is in Z".)"""
     bare = remap_citations(claim, {})
     return any(
-        overlap(bare, s.passage) >= MIN_SUPPORT and not lexical_support(bare, s.passage)
-        for s in read
+        overlap(bare, sentence) >= CONTRADICTION_OVERLAP and negated(bare) != negated(sentence)
+        for source in read
+        for sentence in sentences(source.passage)
     )
 
 

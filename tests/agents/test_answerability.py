@@ -113,3 +113,13 @@ def test_a_yes_no_question_needs_its_subjects_found_not_its_predicate() -> None:
     assert subjects(question) == ["Giuseppe Verdi", "Ambroise Thomas", "United States"]
     assert judge(question, "No.", VERDI, yes_no=True).answered
     assert not judge(question, "No.", UNRELATED, yes_no=True).answered
+
+
+def test_a_negated_reason_beside_a_passage_that_says_something_else_is_no_contradiction() -> None:
+    places = read(
+        ("Laleli Mosque", "The Laleli Mosque is an 18th-century mosque in Laleli, Istanbul."),
+        ("Esma Sultan Mansion", "The Esma Sultan Mansion is located in the Ortaköy neighborhood."),
+    )
+    question = "Are the Laleli Mosque and Esma Sultan Mansion located in the same neighborhood?"
+    reason = "No, the Laleli Mosque and Esma Sultan Mansion are not in the same neighborhood [2]."
+    assert judge(question, reason, places, yes_no=True).answered
