@@ -1,8 +1,9 @@
 """Workers sharing one job store (`fawn worker`), on the real embedded engine, side by side.
 
-a. Throughput: the same N research jobs through 1 worker on 1 engine, 2 workers on 1 engine, and
-   2 workers on 2 engines behind one `fawn gateway`. Every worker runs `--concurrency C`; jobs
-   per hour = N / the wall from the first job stored to the last one final.
+a. Throughput: the same N research jobs through 1 worker on 1 engine, 2 workers on 1 engine,
+   1 worker running as many jobs at once as those 2 (the cost of the split itself), and 2
+   workers on 2 engines behind one `fawn gateway`. Workers run `--concurrency C` (2C for the
+   control); jobs per hour = N / the wall from the first job stored to the last one final.
 b. Parked reviews: the wall of 4 auto-accepted jobs in one worker alone, and with 8 jobs awaiting
    plan review in the same store (parked jobs hold no worker slot: b should show no slow-down).
 
@@ -104,10 +105,12 @@ def wait_final(store: SqliteJobStore, ids: Sequence[str], *statuses: JobStatus) 
         time.sleep(0.5)
 
 
-def throughput_run(mode: str, base_url: str, worker_count: int, args: argparse.Namespace) -> Run:
+def throughput_run(
+    mode: str, base_url: str, worker_count: int, concurrency: int, args: argparse.Namespace
+) -> Run:
     data_dir = fresh_data_dir()
     questions = [q.question for q in load_questions(HOTPOTQA)][: args.jobs]
-    with workers(worker_count, args.concurrency, data_dir, base_url):
+    with workers(worker_count, concurrency, data_dir, base_url):
         store = SqliteJobStore(data_dir / "jobs.sqlite3")
         started = time.monotonic()
         ids = [store.create(q, AUTO.model_dump(mode="json")).id for q in questions]
@@ -178,20 +181,20 @@ def main() -> None:
         one = engines[0].base_url
         if "a" in parts:
             both = stack.enter_context(running_gateway(engines)).base_url
-            modes = [("1 worker, 1 engine", one, 1), ("2 workers, 1 engine", one, 2)]
-            modes.append(("2 workers, 2 engines (gateway)", both, 2))
+            c = args.concurrency
+            modes = [
+                (f"1 worker x {c}, 1 engine", one, 1, c),
+                (f"2 workers x {c}, 1 engine", one, 2, c),
+                # As many jobs in flight as the two workers, in one: what the split itself costs.
+                (f"1 worker x {2 * c}, 1 engine", one, 1, 2 * c),
+                (f"2 workers x {c}, 2 engines (gateway)", both, 2, c),
+            ]
             runs = []
             for repeat in range(args.repeats):
-                for mode, url, count in modes if repeat % 2 == 0 else modes[::-1]:
-                    runs.append(throughput_run(mode, url, count, args))
-            print(
-                table(
-                    f"a. {args.jobs} jobs, --concurrency {args.concurrency}",
-                    runs,
-                    "1 worker, 1 engine",
-                ),
-                flush=True,
-            )
+                for mode, url, count, concurrency in modes if repeat % 2 == 0 else modes[::-1]:
+                    runs.append(throughput_run(mode, url, count, concurrency, args))
+            title = f"a. {args.jobs} jobs (workers x jobs at once each)"
+            print(table(title, runs, f"1 worker x {c}, 1 engine"), flush=True)
         if "b" in parts:
             modes_b = [("4 jobs alone", 0), ("4 jobs with 8 awaiting review", 8)]
             runs = []
