@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from app.jobs.models import Job, JobStatus
 from serving.endpoint import Endpoint
 from serving.metrics import read_metrics
 from tests.app.api.conftest import build_corpus
-from tests.app.jobs.fleet import Fleet
+from tests.app.jobs.fleet import FAWN, Fleet
 from tests.conftest import throwaway_database
 from tests.processes import wait_for
 
@@ -226,3 +227,29 @@ def test_workers_killed_five_times_lose_no_job_source_or_finished_step(
                 done.add(step)
         assert sources_seen[job.id] <= {s["url"] for s in job.sources}, "no source was lost"
         assert "## Answer" in (job.report or "")
+
+
+def test_a_batch_and_a_worker_on_one_data_dir_run_each_job_once(
+    engine: Endpoint, tmp_path: Path, hotpotqa_path: Path
+) -> None:
+    build_corpus(tmp_path, hotpotqa_path)
+    fleet = Fleet(tmp_path, engine.base_url)  # SQLite: the processes of one machine
+    batch_file, out = tmp_path / "questions.txt", tmp_path / "reports"
+    batch_file.write_text("\n".join(questions(hotpotqa_path, 4)) + "\n")
+    try:
+        fleet.worker(concurrency=2)
+        # The batch runs 2 at once; the jobs waiting for its slots are the worker's to take.
+        batch = subprocess.run(
+            [str(FAWN), "batch", str(batch_file), "--out", str(out), "--concurrency", "2",
+             "--max-steps", "1"],
+            env=fleet.env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert batch.returncode == 0, batch.stderr
+        jobs = fleet.store.list().jobs
+        attempts = {job.id: fleet.events(job.id, "attempt") for job in jobs}
+    finally:
+        fleet.close()
+    assert len(jobs) == 4 and all(job.status is JobStatus.DONE for job in jobs)
+    assert all(job.attempts == 1 and len(attempts[job.id]) == 1 for job in jobs)
+    assert len({a[0].data["worker"] for a in attempts.values()}) == 2, "both took jobs"
+    assert len(list(out.glob("*.md"))) == 4, "the batch wrote every report"
