@@ -461,7 +461,8 @@ class LocalJobRunner:
             error=None,
         )
         self.store.append_event(job_id, "status", {"status": JobStatus.DONE})
-        self._log(job_id, Done(llm_calls=result.llm_calls, wall_s=result.wall_s))
+        done = Done(llm_calls=result.llm_calls, wall_s=result.wall_s, citations=result.citations)
+        self._log(job_id, done)
 
     def _finish(self, job_id: str, status: JobStatus, *, error: str) -> None:
         if self.store.get(job_id) is None:

@@ -85,6 +85,8 @@ async def test_a_job_submitted_in_two_processes_runs_in_one(
     done = await ended(second, job.id)  # waits for the run in the first process
     assert done.status is JobStatus.DONE and done.attempts == 1
     assert len(first.script.of("plan")) == 1 and second.script.calls == []
+    [logged] = [e for e in first.store.events(job.id) if e.type == "done"]
+    assert logged.data["citations"] is not None, "the report's citation support is logged"
 
 
 async def test_two_workers_share_the_queue_and_run_each_job_once(
