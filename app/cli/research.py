@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agents.config import ReportStyle, SearchProviderName
+from agents.config import ReportMode, ReportStyle, SearchProviderName
 from app.cli.errors import fail
 from app.cli.progress import engine_status
 from app.jobs.models import JobOptions, JobStatus
@@ -56,6 +56,14 @@ def research(
         ReportStyle.ACADEMIC
     ),
     locale: Annotated[str, typer.Option(help="Language of the report (BCP 47).")] = "en-US",
+    report: Annotated[
+        ReportMode,
+        typer.Option(
+            "--report",
+            help="full: a report in sections; card: the short answer card; auto: what the "
+            "served model declares it can write.",
+        ),
+    ] = ReportMode.AUTO,
     auto_accept: Annotated[
         bool, typer.Option("--auto-accept", help="Research the plan without review.")
     ] = False,
@@ -90,6 +98,7 @@ def research(
         options = JobOptions(
             provider=provider,
             report_style=style,
+            report_mode=report,
             locale=locale,
             auto_accept_plan=not interactive,
             enable_coder=coder,

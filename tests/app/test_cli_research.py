@@ -63,6 +63,13 @@ def test_an_out_of_range_option_is_a_usage_error_and_no_job(isolated_env: Path) 
     assert _jobs(isolated_env) == []
 
 
+def test_an_unknown_report_kind_is_a_usage_error_and_no_job(isolated_env: Path) -> None:
+    result = _fawn("--report", "poem", QUESTION)
+    assert result.returncode == 2
+    assert "Invalid value for '--report'" in result.stderr and "auto" in result.stderr
+    assert _jobs(isolated_env) == []
+
+
 def test_a_question_too_long_for_the_graph_is_refused_before_any_job(isolated_env: Path) -> None:
     result = _fawn("why " * 2000)
     assert result.returncode == 2
