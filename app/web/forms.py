@@ -13,7 +13,7 @@ from app.jobs.models import JobOptions
 
 # Checkboxes send nothing when unticked, so their absence means False.
 ASK_CHECKBOXES = ("auto_accept_plan", "enable_coder", "podcast")
-ASK_FIELDS = ("report_style", "locale", "provider", "max_step_num")
+ASK_FIELDS = ("report_style", "report_mode", "locale", "provider", "max_step_num")
 _STEP_FIELD = re.compile(r"^steps-(\d{1,2})-(title|description|step_type|need_search|remove)$")
 
 

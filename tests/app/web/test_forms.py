@@ -17,6 +17,13 @@ def test_unticked_checkboxes_turn_options_off_and_numbers_parse() -> None:
     assert request.options.auto_accept_plan is False
 
 
+def test_the_report_kind_chosen_in_the_form_reaches_the_job_options() -> None:
+    request = research_request(ask_form({"question": "Who?", "report_mode": "full"}))
+    assert request.options.report_mode == "full"
+    with pytest.raises(FormError, match=r"^options\.report_mode: "):
+        research_request(ask_form({"question": "Who?", "report_mode": "poem"}))
+
+
 def test_ask_form_keeps_what_was_typed_when_it_is_refused() -> None:
     form = ask_form({"question": "Who?", "locale": "not a locale", "report_style": "news"})
     with pytest.raises(FormError, match=r"options\.locale"):
