@@ -80,8 +80,9 @@ def check_plan(plan: Plan, question: str, options: ResearchOptions, first: bool)
     )
 
 
-def fallback_plan(question: str, options: ResearchOptions, reason: str) -> Plan:
-    """A one-step plan that researches the question itself."""
+def fallback_plan(question: str, options: ResearchOptions) -> Plan:
+    """A one-step plan that researches the question itself (its thought says so in user words;
+    why the model's plan failed goes to the log)."""
     return Plan(
         locale=options.locale,
         thought=PLAN_FALLBACK,
@@ -136,7 +137,7 @@ async def planner(
         max_tokens=PLAN_MAX_TOKENS,
         json_schema=plan_schema(options),
         check=lambda plan: check_plan(plan, question, options, first=iteration == 0),
-        fallback=lambda reason: fallback_plan(question, options, reason),
+        fallback=lambda _reason: fallback_plan(question, options),
     )
     plan = made.value
     # The parse error is for developers (the log); users read what happened, in their words.

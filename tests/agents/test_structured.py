@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from agents.config import ResearchOptions
 from agents.context import ContextBudget
 from agents.llm import Completion, ModelCalls
-from agents.nodes.planner import check_plan, fallback_plan, plan_schema
+from agents.nodes.planner import PLAN_FALLBACK, check_plan, fallback_plan, plan_schema
 from agents.runtime import Runtime
 from agents.state import Plan
 from agents.structured import (
@@ -177,10 +177,10 @@ def test_check_plan_drops_repeated_and_off_topic_steps_and_caps_length() -> None
     assert checked.has_enough_context is False, "a first plan always researches"
 
 
-def test_fallback_plan_researches_the_question() -> None:
-    plan = fallback_plan(QUESTION, ResearchOptions(), "the answer was empty")
+def test_fallback_plan_researches_the_question_and_says_so_in_user_words() -> None:
+    plan = fallback_plan(QUESTION, ResearchOptions())
     assert [s.description for s in plan.steps] == [QUESTION]
-    assert "the answer was empty" in plan.thought
+    assert plan.thought == PLAN_FALLBACK
 
 
 @pytest.mark.engine
@@ -209,7 +209,7 @@ async def test_cut_off_structured_output_on_the_real_engine_falls_back(
         [{"role": "user", "content": f"Plan research on: {QUESTION}"}],
         Plan,
         max_tokens=8,
-        fallback=lambda reason: fallback_plan(QUESTION, ResearchOptions(), reason),
+        fallback=lambda _reason: fallback_plan(QUESTION, ResearchOptions()),
     )
     assert made.fallback_reason and "cut off" in made.fallback_reason
     assert made.value.steps[0].description == QUESTION
