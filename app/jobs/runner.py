@@ -414,10 +414,11 @@ class LocalJobRunner:
     def _begin(self, job: Job, status: JobStatus, *, new_attempt: bool = True) -> None:
         attempts = job.attempts + 1 if new_attempt else job.attempts
         self.store.update(job.id, status=status, attempts=attempts)
-        # Which process ran which attempt: where to look when several workers share the jobs.
-        self.store.append_event(
-            job.id, "attempt", {"attempt": attempts, "worker": self.leases.owner}
-        )
+        if new_attempt:
+            # Which process ran which attempt: where to look when several workers share jobs.
+            self.store.append_event(
+                job.id, "attempt", {"attempt": attempts, "worker": self.leases.owner}
+            )
 
     def _park(self, job_id: str, pause: PlanPause) -> None:
         """End the attempt at the plan review: the job waits in the store, not in this process."""

@@ -7,8 +7,8 @@
   const root = document.getElementById("job");
   if (!root) return;
   const EVENT_TYPES = [
-    "status", "plan", "plan_review", "step_started", "source_added", "tool_result", "tool_call",
-    "step_done",
+    "status", "attempt", "plan", "plan_review", "step_started", "source_added", "tool_result",
+    "tool_call", "step_done",
     "report_chunk", "error", "done", "podcast",
   ];
   const FINAL = new Set(["done", "failed", "cancelled"]);
@@ -152,6 +152,13 @@
         timeline.append(entry(seq, "ev-status", data.error ? text + ": " + data.error : text));
       } else if (data.message) {
         timeline.append(entry(seq, "ev-message", data.message));
+      }
+    },
+    attempt: function (seq, data) {
+      // The first attempt is the job starting; a later one picks it up after a stop or a crash.
+      if (data.attempt > 1) {
+        timeline.append(entry(seq, "ev-message",
+          "Resumed from the last finished step (attempt " + data.attempt + ")."));
       }
     },
     plan: function (seq, data) {
