@@ -253,3 +253,23 @@ def test_a_batch_and_a_worker_on_one_data_dir_run_each_job_once(
     assert all(job.attempts == 1 and len(attempts[job.id]) == 1 for job in jobs)
     assert len({a[0].data["worker"] for a in attempts.values()}) == 2, "both took jobs"
     assert len(list(out.glob("*.md"))) == 4, "the batch wrote every report"
+
+
+def test_an_api_process_streams_the_events_of_a_job_a_worker_runs(
+    postgres_fleet: tuple[Fleet, str], hotpotqa_path: Path
+) -> None:
+    fleet, api = postgres_fleet
+    job_id = post(api, questions(hotpotqa_path, 3)[2], AUTO)
+    seen: list[tuple[int, str]] = []
+    with httpx.stream("GET", f"{api}/api/research/{job_id}/events", timeout=600) as stream:
+        event_id, event_type = 0, ""
+        for line in stream.iter_lines():
+            if line.startswith("id:"):
+                event_id = int(line.removeprefix("id:").strip())
+            elif line.startswith("event:"):
+                event_type = line.removeprefix("event:").strip()
+            elif line.startswith("data:"):
+                seen.append((event_id, event_type))
+    stored = [(e.seq, e.type) for e in fleet.store.events(job_id)]
+    assert seen == stored, "every event, live from the worker through the database, in order"
+    assert seen[-1][1] == "done" and fleet.job(job_id).status is JobStatus.DONE
