@@ -243,8 +243,10 @@ async def _stream_until_pause(
 ) -> dict[str, Any] | None:
     """Run until the graph ends (None) or pauses for plan review (the interrupt's value)."""
     pause = None
+    # "sync": a superstep's checkpoint is written before the next one starts, so a process killed
+    # once the next node has begun (its events are out) never runs the finished step again.
     async for mode, chunk in graph.astream(
-        payload, config, context=runtime, stream_mode=["custom", "updates"]
+        payload, config, context=runtime, stream_mode=["custom", "updates"], durability="sync"
     ):
         if mode == "custom":
             sink(chunk)
