@@ -19,6 +19,7 @@ podcast is part of the job's work, but never its outcome (a failed podcast leave
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -348,12 +349,10 @@ class LocalJobRunner:
             f"{what} does not answer; trying again in {delay:.0f} s. Nothing done so far is lost."
         )
         logger.warning("job %s waits %.0f s: %s", job_id, delay, cause)
-        try:
+        # The database may be what is down (the log line says it), or the job deleted meanwhile
+        # (the next claim finds out): neither stops the wait.
+        with contextlib.suppress(StoreUnavailable, KeyError):
             self.store.append_event(job_id, "status", {"message": message, "waiting": True})
-        except StoreUnavailable:
-            pass  # the database is what is down: the log line above says it
-        except KeyError:
-            pass  # deleted meanwhile: the next claim finds out
 
     def _give_up(self, job_id: str, cause: FawnError, outage: Outage) -> None:
         error = (
