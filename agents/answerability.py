@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from agents.citations import remap_citations
 from agents.sources import Source
 from agents.support import MIN_SUPPORT, negated
-from agents.text import STOPWORDS, content_words, entities, overlap, sentences
+from agents.text import (
+    content_words,
+    entities,
+    overlap,
+    sentences,
+    without_leading_stopwords,
+)
 
 # "Most" of a name's words, or of the question's: two in three.
 SUBJECT_COVERAGE = 0.66
@@ -41,8 +47,6 @@ QUESTION_COVERAGE = 0.66
 CONTRADICTION_OVERLAP = 0.8
 NOT_ANSWERED = "The sources found do not answer the question"
 _AND = re.compile(r"\s+(?:and|&)\s+")
-# A question's opening verb is capitalised too ("Are X and Y ..."): not part of the name.
-_LEADING_STOPWORDS = re.compile(rf"^(?:(?:{'|'.join(sorted(STOPWORDS))})\s+)+", re.IGNORECASE)
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 _VERDICT = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 
@@ -59,7 +63,7 @@ def subjects(question: str) -> list[str]:
     """The names the question asks about, each with at least one content word ("X and Y" are
     two names: each must be found on its own)."""
     names = (
-        _LEADING_STOPWORDS.sub("", part) for name in entities(question) for part in _AND.split(name)
+        without_leading_stopwords(part) for name in entities(question) for part in _AND.split(name)
     )
     return [name for name in dict.fromkeys(names) if content_words(name)]
 

@@ -108,9 +108,11 @@ def join_report(parts: Sequence[str]) -> str:
     return "\n\n".join(part.rstrip() for part in parts) + "\n"
 
 
-def report_head(question: str, answer: str, registry: Sequence[Source]) -> str:
+def report_head(
+    question: str, answer: str, registry: Sequence[Source], phrase: str | None = None
+) -> str:
     """The title (the question) and the Answer section."""
-    return f"# {escape(question)}\n\n{answer_section(answer, registry)}"
+    return f"# {escape(question)}\n\n{answer_section(answer, registry, phrase)}"
 
 
 def card_sections(
@@ -132,9 +134,16 @@ def report_tail(registry: Sequence[Source], notices: Sequence[str] = ()) -> list
     return [*tail, sources_section(registry)]
 
 
-def answer_section(answer: str, registry: Sequence[Source]) -> str:
+def answer_section(answer: str, registry: Sequence[Source], phrase: str | None = None) -> str:
     """`## Answer` with the answer as a checked, escaped paragraph."""
-    return f"## Answer\n\n{checked_prose(answer.strip() or NO_ANSWER, registry)}"
+    return f"## Answer\n\n{answer_markdown(answer, registry, phrase)}"
+
+
+def answer_markdown(answer: str, registry: Sequence[Source], phrase: str | None = None) -> str:
+    """The answer as a checked, escaped paragraph, opening with its `phrase` in bold (the
+    words that answer, read out of the answer: `agents.answer_phrase`) when it has one."""
+    paragraph = checked_prose(answer.strip() or NO_ANSWER, registry)
+    return f"**{escape(phrase).rstrip('.')}.** {paragraph}" if phrase else paragraph
 
 
 def bullets(heading: str, items: Sequence[str], registry: Sequence[Source]) -> str:

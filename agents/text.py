@@ -30,6 +30,7 @@ _YES_NO_OPENING = re.compile(
     r"^\W*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may)\b",
     re.IGNORECASE,
 )
+_LEADING_STOPWORDS = re.compile(rf"^(?:(?:{'|'.join(sorted(STOPWORDS))})\s+)+", re.IGNORECASE)
 _ENTITY = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|for|de|van|von|and|&)?\s*[A-Z][\w'’.-]*)*")
 
 
@@ -76,6 +77,12 @@ def entities(text: str) -> list[str]:
         if phrase and phrase.lower() not in STOPWORDS:
             counts[phrase] = counts.get(phrase, 0) + 1
     return sorted(counts, key=lambda phrase: -counts[phrase])
+
+
+def without_leading_stopwords(phrase: str) -> str:
+    """`phrase` without the stopwords that open it: a question's opening verb is capitalised
+    like the name after it ("Are Local H" is "Local H")."""
+    return _LEADING_STOPWORDS.sub("", phrase)
 
 
 def truncate(text: str, max_chars: int) -> str:

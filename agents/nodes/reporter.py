@@ -26,16 +26,18 @@ from dataclasses import dataclass
 
 from langgraph.runtime import Runtime as GraphRuntime
 
+from agents.answer_phrase import answer_phrase
 from agents.answerability import judge, not_answered
 from agents.citations import check_citations, cited_ids, ground, remap_citations
 from agents.config import ReportMode, ResearchOptions
 from agents.events import Phase, ReportChunk, Status
 from agents.llm import ModelCalls
-from agents.markdown import flatten, prose
+from agents.markdown import flatten
 from agents.nodes import emit
 from agents.prompts import render_messages
 from agents.report import (
     STYLE_GUIDES,
+    answer_markdown,
     card_sections,
     global_notes,
     join_report,
@@ -160,6 +162,7 @@ class Card:
     answer: str
     evidence: list[str]
     removed: int
+    phrase: str | None = None
 
 
 async def answer_card(
@@ -190,8 +193,11 @@ async def answer_card(
     verified = await verify(draft, {s.id: s.passage for s in read}, check, drop_unsupported=False)
     points = evidence(question, verified.text, read)
     judgement = judge(question, draft, read, yes_no=yes_no)
-    answer = verified.text if judgement.answered else not_answered(judgement, points)
-    return Card(answer, points, verified.removed)
+    if not judgement.answered:
+        return Card(not_answered(judgement, points), points, verified.removed)
+    first = sentences(verified.text)
+    phrase = None if yes_no or not first else answer_phrase(question, first[0])
+    return Card(verified.text, points, verified.removed, phrase)
 
 
 async def checked_results(
@@ -234,7 +240,7 @@ async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> Rese
     entailment = ModelAbility.ENTAILMENT in abilities
     check = ModelSupport(calls) if entailment else LexicalSupport()
     card = await answer_card(state, runtime.context, calls, check)
-    head = report_head(question, card.answer, registry)
+    head = report_head(question, card.answer, registry, card.phrase)
     emit(runtime, ReportChunk(text=head + "\n\n"))
     results = await checked_results(state.get("step_results", []), registry, check)
     body = (
@@ -259,7 +265,7 @@ async def reporter(state: ResearchState, runtime: GraphRuntime[Runtime]) -> Rese
     cited_now = set(cited_ids(report.split("\n## Sources")[0]))
     marked = [s.model_copy(update={"cited": True}) for s in registry if s.id in cited_now]
     return {
-        "answer": prose(check_citations(card.answer, registry)),
+        "answer": answer_markdown(card.answer, registry, card.phrase),
         "report": report,
         "sources": marked,
         "citations": support,

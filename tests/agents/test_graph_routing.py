@@ -224,7 +224,9 @@ async def test_planner_falls_back_to_a_plan_from_the_question(junk: Any) -> None
     plan_events = [e for e in events if isinstance(e, PlanReady)]
     assert plan_events and plan_events[0].fallback_reason
     assert any("plan could not be used" in notice for notice in result.notices)
-    assert "## Answer\n\nArthur's Magazine was started first" in result.report
+    assert (
+        "## Answer\n\n**Arthur's Magazine.** Arthur's Magazine was started first" in result.report
+    )
 
 
 async def test_planner_repair_succeeds_after_one_invalid_answer() -> None:
@@ -299,7 +301,7 @@ async def test_run_resumes_from_a_sqlite_checkpoint_in_a_new_graph(
 
         result = await resume_research("job-1", scripted_runtime(script), saver, review_plan=accept)
     assert len(script.of("plan")) == 1, "the plan made before the restart is reused"
-    assert re.search(r"## Answer\n\nArthur's Magazine", result.report)
+    assert re.search(r"## Answer\n\n\*\*Arthur's Magazine\.\*\* Arthur's Magazine", result.report)
     assert len(result.plan.steps if result.plan else []) == 2
     assert "unregistered type" not in caplog.text, "a state type is missing from STATE_TYPES"
 

@@ -1,0 +1,127 @@
+"""The phrase that answers: the few words of the Answer a reader looks for first.
+
+A small model answers in a sentence ("Walls and Bridges is the fifth studio album by John
+Lennon."); a reader wants the phrase that answers ("Walls and Bridges"), shown first. The phrase
+is read out of the model's own sentence by what the question asks for, never written anew:
+
+- a choice ("Who is older, X or Y?"): the option the sentence names first;
+- a quantity or a time ("how many", "what year", "when"): the first number or date of the
+  sentence that the question does not hold;
+- anything else: the first name (a capitalised phrase or a quoted title) of the sentence that
+  the question does not hold.
+
+A yes/no answer has its verdict already, and a sentence about as short as its phrase is the
+phrase: neither gets one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from agents.citations import remap_citations
+from agents.text import content_words, entities, without_leading_stopwords, words
+
+# A sentence of at most this many words is already short enough to be read at a glance.
+SHORT_SENTENCE_WORDS = 5
+_CHOICE = re.compile(r"\s*,?\s+or\s+", re.IGNORECASE)
+_TIME = re.compile(
+    r"^\W*when\b|\b(?:what|which|in what|in which)\s+(?:\w+\s+){0,3}?"
+    r"(?:year|decade|century|date|time|month|day)\b",
+    re.IGNORECASE,
+)
+_QUANTITY = re.compile(
+    r"\bhow\s+(?:many|much|long|far|old|tall|high|big|large|wide|deep|often)\b|"
+    r"\b(?:what|which)\s+(?:\w+\s+){0,3}?(?:population|number|percentage|age|capacity|"
+    r"length|height|area|size|amount|distance|score|rank)\b",
+    re.IGNORECASE,
+)
+_MEASURE = re.compile(
+    r"\bhow\s+(?:long|far|tall|high|big|large|wide|deep)\b|\b(?:length|height|area|size|distance)\b",
+    re.IGNORECASE,
+)
+_MONTH = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+)
+_DATE = re.compile(
+    rf"\b(?:\d{{1,2}}\s+{_MONTH}\s+\d{{3,4}}|{_MONTH}\s+\d{{1,2}},?\s+\d{{3,4}}|"
+    rf"{_MONTH}\s+\d{{3,4}}|\d{{3,4}}s?)\b"
+)
+_NUMBER = re.compile(
+    r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|(?<![\w.,])\d+(?:\.\d+)?(?!\d)"
+)
+_YEAR = re.compile(r"\b\d{3,4}\b")
+_ASKS_YEAR = re.compile(r"\byear\b", re.IGNORECASE)
+_UNIT = re.compile(r"\s*-?\s*([a-z]{1,12})\b")
+_QUOTED = re.compile(r"[\"“]([^\"“”]{2,80})[\"”]")
+
+
+def answer_phrase(question: str, answer: str) -> str | None:
+    """The phrase of `answer`'s first sentence that answers `question`, or None when the
+    sentence is the phrase already or holds none the question asks for."""
+    sentence = remap_citations(answer, {}).strip()
+    if len(words(sentence)) <= SHORT_SENTENCE_WORDS:
+        return None
+    options = choice_options(question)
+    if options:
+        return _first_named(sentence, options)
+    if _TIME.search(question):
+        dates = _YEAR if _ASKS_YEAR.search(question) else _DATE
+        return _first_new(dates.finditer(sentence), question)
+    if _QUANTITY.search(question):
+        return _quantity(sentence, question)
+    return _first_new_name(sentence, question)
+
+
+def choice_options(question: str) -> list[str]:
+    """The two names a question offers to choose from ("X or Y?"), or none."""
+    names = [without_leading_stopwords(name) for name in entities(question)]
+    for first in names:
+        for second in names:
+            if first == second:
+                continue
+            joined = re.search(
+                rf"{re.escape(first)}{_CHOICE.pattern}{re.escape(second)}", question, re.IGNORECASE
+            )
+            if joined:
+                return [first, second]
+    return []
+
+
+def _first_named(sentence: str, options: list[str]) -> str | None:
+    """The option `sentence` names first (by its words, so "Childers" names "Robert Erskine
+    Childers"), or None when it names neither."""
+    lowered = [word.lower() for word in words(sentence)]
+    positions = {}
+    for option in options:
+        hits = [lowered.index(word) for word in content_words(option) if word in lowered]
+        if hits:
+            positions[option] = min(hits)
+    return min(positions, key=positions.__getitem__) if positions else None
+
+
+def _quantity(sentence: str, question: str) -> str | None:
+    """The first new number, with its unit for a measure ("6.2 km" for "how long")."""
+    for match in _NUMBER.finditer(sentence):
+        if match.group(0) in question:
+            continue
+        unit = _UNIT.match(sentence, match.end()) if _MEASURE.search(question) else None
+        return match.group(0) + (f" {unit.group(1)}" if unit else "")
+    return None
+
+
+def _first_new(matches: Iterator[re.Match[str]], question: str) -> str | None:
+    """The first match the question does not hold."""
+    return next((m.group(0) for m in matches if m.group(0) not in question), None)
+
+
+def _first_new_name(sentence: str, question: str) -> str | None:
+    """The first quoted title or capitalised phrase of `sentence` with a word the question lacks."""
+    asked = set(content_words(question))
+    found = [(m.start(1), m.group(1)) for m in _QUOTED.finditer(sentence)]
+    found += [(sentence.find(name), name) for name in entities(sentence)]
+    for _position, name in sorted(found, key=lambda item: (item[0], -len(item[1]))):
+        new = set(content_words(name)) - asked
+        if new:
+            return name.strip(" ,.;:")
+    return None
