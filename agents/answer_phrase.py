@@ -11,7 +11,7 @@ is read out of the model's own sentence by what the question asks for, never wri
   the question does not hold.
 
 A yes/no answer has its verdict already, and a sentence about as short as its phrase is the
-phrase: neither gets one.
+phrase: neither gets one, except a choice, whose phrase is the option as the question writes it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from agents.text import content_words, entities, without_leading_stopwords, word
 # A sentence of at most this many words is already short enough to be read at a glance.
 SHORT_SENTENCE_WORDS = 5
 _CHOICE = re.compile(r"\s*,?\s+or\s+", re.IGNORECASE)
+_LISTED_CHOICE = re.compile(r"[,:?]\s+([^,:?]+?)\s*,?\s+or\s+([^,:?]+?)\s*\?\s*$", re.IGNORECASE)
 _TIME = re.compile(
     r"^\W*when\b|\b(?:what|which|in what|in which)\s+(?:\w+\s+){0,3}?"
     r"(?:year|decade|century|date|time|month|day)\b",
@@ -50,8 +51,10 @@ _DATE = re.compile(
 _NUMBER = re.compile(
     r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|(?<![\w.,])\d+(?:\.\d+)?(?!\d)"
 )
-_YEAR = re.compile(r"\b\d{3,4}\b")
+_YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
 _ASKS_YEAR = re.compile(r"\byear\b", re.IGNORECASE)
+# A number right after a capitalised word is part of a name ("Reply 1988", "Route 13").
+_IN_NAME = re.compile(r"\b[A-Z][\w'’.-]*\s+$")
 _UNIT = re.compile(r"\s*-?\s*([a-z]{1,12})\b")
 _QUOTED = re.compile(r"[\"“]([^\"“”]{2,80})[\"”]")
 
@@ -60,11 +63,13 @@ def answer_phrase(question: str, answer: str) -> str | None:
     """The phrase of `answer`'s first sentence that answers `question`, or None when the
     sentence is the phrase already or holds none the question asks for."""
     sentence = remap_citations(answer, {}).strip()
-    if len(words(sentence)) <= SHORT_SENTENCE_WORDS:
-        return None
     options = choice_options(question)
     if options:
-        return _first_named(sentence, options)
+        # An option as written in the question, even after a short sentence ("Childers.")
+        named = _first_named(sentence, options)
+        return None if named is None or _same(named, sentence) else named
+    if len(words(sentence)) <= SHORT_SENTENCE_WORDS:
+        return None
     if _TIME.search(question):
         dates = _YEAR if _ASKS_YEAR.search(question) else _DATE
         return _first_new(dates.finditer(sentence), question)
@@ -74,18 +79,27 @@ def answer_phrase(question: str, answer: str) -> str | None:
 
 
 def choice_options(question: str) -> list[str]:
-    """The two names a question offers to choose from ("X or Y?"), or none."""
-    names = [without_leading_stopwords(name) for name in entities(question)]
+    """The two names a question offers to choose from ("X or Y?"), or none.
+
+    Written out (", X or Y?") the options are the question's last two phrases, taken whole
+    ("Hurricane No. 1"); otherwise they are the capitalised names either side of "or".
+    """
+    listed = _LISTED_CHOICE.search(question)
+    if listed:
+        return [listed.group(1).strip(), listed.group(2).strip()]
+    names = entities(question)
     for first in names:
         for second in names:
-            if first == second:
-                continue
-            joined = re.search(
+            joined = first != second and re.search(
                 rf"{re.escape(first)}{_CHOICE.pattern}{re.escape(second)}", question, re.IGNORECASE
             )
             if joined:
-                return [first, second]
+                return [without_leading_stopwords(first), without_leading_stopwords(second)]
     return []
+
+
+def _same(phrase: str, sentence: str) -> bool:
+    return [w.lower() for w in words(phrase)] == [w.lower() for w in words(sentence)]
 
 
 def _first_named(sentence: str, options: list[str]) -> str | None:
@@ -103,8 +117,10 @@ def _first_named(sentence: str, options: list[str]) -> str | None:
 def _quantity(sentence: str, question: str) -> str | None:
     """The first new number, with its unit for a measure ("6.2 km" for "how long")."""
     for match in _NUMBER.finditer(sentence):
-        if match.group(0) in question:
+        if match.group(0) in question or _IN_NAME.search(sentence[: match.start()]):
             continue
+        if _YEAR.fullmatch(match.group(0)):
+            continue  # a count is rarely a year: "(2015-2016)" is when, not how many
         unit = _UNIT.match(sentence, match.end()) if _MEASURE.search(question) else None
         return match.group(0) + (f" {unit.group(1)}" if unit else "")
     return None

@@ -29,6 +29,7 @@ from langgraph.runtime import Runtime as GraphRuntime
 from agents.answer_phrase import answer_phrase
 from agents.answerability import judge, not_answered
 from agents.citations import check_citations, cited_ids, ground, remap_citations
+from agents.comparison import Decision, decide
 from agents.config import ReportMode, ResearchOptions
 from agents.events import Phase, ReportChunk, Status
 from agents.llm import ModelCalls
@@ -172,7 +173,11 @@ async def answer_card(
     question, options = state["question"], state["options"]
     registry = state.get("sources", [])
     yes_no = is_yes_no_question(question)
-    ranked = rank_for_answer(question, registry)[:ANSWER_PASSAGES]
+    everything = rank_for_answer(question, registry)
+    decision = decide(question, everything)
+    if decision is not None:
+        return await decided_card(question, decision, check)
+    ranked = everything[:ANSWER_PASSAGES]
     fitted = await runtime.context_budget.fit(
         lambda kept: render_messages(
             "answer",
@@ -198,6 +203,17 @@ async def answer_card(
     first = sentences(verified.text)
     phrase = None if yes_no or not first else answer_phrase(question, first[0])
     return Card(verified.text, points, verified.removed, phrase)
+
+
+async def decided_card(question: str, decision: Decision, check: SupportCheck) -> Card:
+    """The card of a time comparison the passages' dates decide: the option that wins, then
+    both dated sentences as its evidence."""
+    read = [decision.winner.source, decision.other.source]
+    verified = await verify(
+        decision.evidence(), {s.id: s.passage for s in read}, check, drop_unsupported=False
+    )
+    points = evidence(question, verified.text, read)
+    return Card(verified.text, points, verified.removed, decision.winner.option)
 
 
 async def checked_results(

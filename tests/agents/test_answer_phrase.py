@@ -35,6 +35,12 @@ def test_a_choice_is_the_option_the_sentence_names_first(
     assert answer_phrase(question, sentence) == phrase
 
 
+def test_a_short_answer_to_a_choice_gets_the_option_as_the_question_writes_it() -> None:
+    question = "Which writer was from England, Henry Roth or Robert Erskine Childers?"
+    assert answer_phrase(question, "Erskine Childers [2].") == "Robert Erskine Childers"
+    assert answer_phrase(question, "Robert Erskine Childers [2].") is None
+
+
 @pytest.mark.parametrize(
     ("question", "sentence", "phrase"),
     [

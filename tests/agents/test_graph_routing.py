@@ -32,7 +32,8 @@ from agents.tools.sandbox import run_python, sandbox_unavailable_reason
 from serving.errors import EngineError
 from tests.agents.conftest import DOCS, Doc, MemorySearch, Script, cut_off, scripted_runtime
 
-QUESTION = "Which magazine was started first, Arthur's Magazine or First for Women?"
+# A choice the passages' dates do not decide (agents.comparison), so the model answers it.
+QUESTION = "Which magazine was started by its publisher, Arthur's Magazine or First for Women?"
 ARTHUR = {"title": "Arthur's Magazine start", "description": "When Arthur's Magazine started."}
 FIRST = {"title": "First for Women start", "description": "When First for Women started."}
 
@@ -243,7 +244,7 @@ async def test_think_blocks_never_reach_the_report() -> None:
     )
     result, _events = await research(script)
     assert "<think>" not in result.report and "Let me compare" not in result.report
-    assert result.answer == "Arthur's Magazine came first [1]."
+    assert result.answer == "**Arthur's Magazine.** Arthur's Magazine came first [1]."
 
 
 async def test_report_drops_unknown_citations_and_invented_urls() -> None:

@@ -149,7 +149,7 @@ async def test_a_yes_no_question_is_answered_from_its_two_named_pages() -> None:
 
 async def test_an_open_question_gets_no_yes_no_instruction_and_a_fallback_when_silent() -> None:
     played = script("")
-    question = "Which magazine was started first, Arthur's Magazine or First for Women?"
+    question = "Which magazine was published in Philadelphia, Arthur's Magazine or First for Women?"
     result = await run_research(
         question, ResearchOptions(auto_accept_plan=True), scripted_runtime(played)
     )
