@@ -22,6 +22,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agents.context import ContextBudget
 from agents.runtime import CodeRunner, Runtime
+from agents.sources import Source, new_source
 from agents.text import content_words
 from agents.tools.search import SearchHit
 from serving.budget import CallClass
@@ -212,3 +213,11 @@ def scripted_runtime(
 def memory_search() -> MemorySearch:
     """The in-memory corpus of three real Wikipedia paragraphs."""
     return MemorySearch(list(DOCS))
+
+
+def numbered_sources(*docs: tuple[str, str]) -> list[Source]:
+    """Sources registered as [1], [2], ... from (title, passage) pairs."""
+    return [
+        new_source(f"https://example.org/{n}", title, text, "local").model_copy(update={"id": n})
+        for n, (title, text) in enumerate(docs, 1)
+    ]

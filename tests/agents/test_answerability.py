@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from agents.answerability import NOT_ANSWERED, is_abstention, judge, not_answered, subjects
 from agents.llm import ModelCalls
-from agents.sources import Source, new_source
 from agents.support import LexicalSupport, ModelSupport, audit, lexical_support, verify
-from tests.agents.conftest import Script, scripted_runtime
+from tests.agents.conftest import Script, numbered_sources, scripted_runtime
 
-
-def read(*docs: tuple[str, str]) -> list[Source]:
-    return [
-        new_source(f"https://example.org/{n}", title, text, "local").model_copy(update={"id": n})
-        for n, (title, text) in enumerate(docs, 1)
-    ]
-
-
-VERDI = read(
+VERDI = numbered_sources(
     ("Giuseppe Verdi", "Giuseppe Fortunino Francesco Verdi was an Italian opera composer."),
     ("Ambroise Thomas", "Charles Louis Ambroise Thomas was a French composer of operas."),
 )
-UNRELATED = read(
+UNRELATED = numbered_sources(
     ("Women's Health", "Women's Health is a magazine on health, published since 2005."),
     ("Bauer Media", "Bauer Media Group is a German media company."),
 )
@@ -86,9 +77,11 @@ def test_audit_counts_the_cited_sentences_of_a_report_body() -> None:
 
 def test_passages_that_leave_most_of_the_question_unmentioned_do_not_answer_it() -> None:
     question = "In which city did the Italian composer of the opera Aida die in 1901?"
-    about_thomas = read(("Ambroise Thomas", "Thomas was a French composer who died in Paris."))
+    about_thomas = numbered_sources(
+        ("Ambroise Thomas", "Thomas was a French composer who died in Paris.")
+    )
     assert not judge(question, "Paris [1].", about_thomas, yes_no=False).answered
-    about_verdi = read(
+    about_verdi = numbered_sources(
         ("Giuseppe Verdi", "The Italian opera composer of Aida, Verdi, died in Milan in 1901.")
     )
     assert judge(question, "Milan [1].", about_verdi, yes_no=False).answered
@@ -116,7 +109,7 @@ def test_a_yes_no_question_needs_its_subjects_found_not_its_predicate() -> None:
 
 
 def test_a_negated_reason_beside_a_passage_that_says_something_else_is_no_contradiction() -> None:
-    places = read(
+    places = numbered_sources(
         ("Laleli Mosque", "The Laleli Mosque is an 18th-century mosque in Laleli, Istanbul."),
         ("Esma Sultan Mansion", "The Esma Sultan Mansion is located in the Ortaköy neighborhood."),
     )
