@@ -49,7 +49,7 @@ _DATE = re.compile(
     rf"{_MONTH}\s+\d{{3,4}}|\d{{3,4}}s?)\b"
 )
 _NUMBER = re.compile(
-    r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|(?<![\w.,])\d+(?:\.\d+)?(?!\d)"
+    r"(?<![\w.,/–-])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|(?<![\w.,/–-])\d+(?:\.\d+)?(?!\d)"
 )
 _YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
 _ASKS_YEAR = re.compile(r"\byear\b", re.IGNORECASE)

@@ -46,6 +46,8 @@ QUESTION_COVERAGE = 0.66
 # A contradiction restates the claim: nearly all of its words in one passage sentence.
 CONTRADICTION_OVERLAP = 0.8
 NOT_ANSWERED = "The sources found do not answer the question"
+# What an unanswered question shows instead: the closest sentence of each passage read.
+SHOWN_FINDINGS = 2
 _AND = re.compile(r"\s+(?:and|&)\s+")
 _CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 _VERDICT = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
@@ -131,7 +133,8 @@ def judge(question: str, draft: str, read: Sequence[Source], *, yes_no: bool) ->
 
 
 def not_answered(judgement: Judgement, found: Sequence[str]) -> str:
-    """The Answer when the evidence does not answer: what was not found, then what was."""
+    """The Answer when the evidence does not answer: what was not found, then what was (the
+    first SHOWN_FINDINGS of `found`)."""
     if judgement.missing:
         names = " or ".join(judgement.missing)
         head = f"{NOT_ANSWERED}: they say nothing about {names}."
@@ -139,7 +142,7 @@ def not_answered(judgement: Judgement, found: Sequence[str]) -> str:
         head = f"{NOT_ANSWERED}."
     if not found:
         return head
-    return f"{head} What they do say: {found[0]}"
+    return f"{head} What they do say: {' '.join(found[:SHOWN_FINDINGS])}"
 
 
 def is_abstention(answer: str) -> bool:

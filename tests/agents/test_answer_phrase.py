@@ -72,6 +72,11 @@ def test_a_name_is_the_first_one_the_question_does_not_hold() -> None:
     assert answer_phrase("What is the university's fight song?", quoted) == "Rock Chalk, Jayhawk"
 
 
+def test_a_number_inside_a_range_or_a_name_is_not_a_count() -> None:
+    season = "The 2006–07 season of Route 13 was the 38th season of the league."
+    assert answer_phrase("How many people can the arena seat?", season) == "38"
+
+
 def test_a_short_sentence_or_one_without_the_kind_asked_has_no_phrase() -> None:
     assert answer_phrase("Who directed the film?", "Scott Derrickson [1].") is None
     assert (

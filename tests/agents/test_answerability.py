@@ -22,8 +22,10 @@ def test_an_answer_about_subjects_no_passage_mentions_is_not_a_finding() -> None
     judgement = judge(question, "First for Women began in 1996.", UNRELATED, yes_no=False)
     assert not judgement.answered
     assert judgement.missing == ("Arthur's Magazine", "First for Women")
-    answer = not_answered(judgement, ["Bauer Media Group is a German media company [2]."])
+    found = ["Bauer Media Group is a German media company [2].", "It prints magazines [1]."]
+    answer = not_answered(judgement, [*found, "A third finding [3]."])
     assert answer.startswith(NOT_ANSWERED) and "1996" not in answer
+    assert answer.endswith(f"What they do say: {found[0]} {found[1]}")
     assert "Arthur's Magazine or First for Women" in answer and is_abstention(answer)
 
 
