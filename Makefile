@@ -47,7 +47,7 @@ format: venv
 	$(BIN)/ruff check --fix .
 
 test: setup lint
-	$(BIN)/pytest -q -ra
+	$(BIN)/pytest -q -ra --durations=25
 
 bench: setup
 	$(BIN)/python bench/serving.py
