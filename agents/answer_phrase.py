@@ -22,18 +22,20 @@ from collections.abc import Iterator
 from agents.citations import remap_citations
 from agents.text import content_words, entities, without_leading_stopwords, words
 
+# Words that agree on this many first letters name the same thing ("seat", "seated").
+STEM = 4
 # A sentence of at most this many words is already short enough to be read at a glance.
 SHORT_SENTENCE_WORDS = 5
 _CHOICE = re.compile(r"\s*,?\s+or\s+", re.IGNORECASE)
 _LISTED_CHOICE = re.compile(r"[,:?]\s+([^,:?]+?)\s*,?\s+or\s+([^,:?]+?)\s*\?\s*$", re.IGNORECASE)
 _TIME = re.compile(
-    r"^\W*when\b|\b(?:what|which|in what|in which)\s+(?:\w+\s+){0,3}?"
+    r"^\W*when\b|\b(?:what|which|in what|in which)\s+(?:[\w'’]+\s+){0,3}?"
     r"(?:year|decade|century|date|time|month|day)\b",
     re.IGNORECASE,
 )
 _QUANTITY = re.compile(
     r"\bhow\s+(?:many|much|long|far|old|tall|high|big|large|wide|deep|often)\b|"
-    r"\b(?:what|which)\s+(?:\w+\s+){0,3}?(?:population|number|percentage|age|capacity|"
+    r"\b(?:what|which)\s+(?:[\w'’]+\s+){0,3}?(?:population|number|percentage|age|capacity|"
     r"length|height|area|size|amount|distance|score|rank)\b",
     re.IGNORECASE,
 )
@@ -115,15 +117,25 @@ def _first_named(sentence: str, options: list[str]) -> str | None:
 
 
 def _quantity(sentence: str, question: str) -> str | None:
-    """The first new number, with its unit for a measure ("6.2 km" for "how long")."""
+    """The new number that counts what the question counts (a word next to it shares its stem
+    with one of the question's: "3,677-seat" for "can seat how many"), else the first new one;
+    with its unit for a measure ("6.2 km" for "how long")."""
+    counted = {word[:STEM] for word in content_words(question)}
+    best: tuple[bool, re.Match[str]] | None = None
     for match in _NUMBER.finditer(sentence):
         if match.group(0) in question or _IN_NAME.search(sentence[: match.start()]):
             continue
         if _YEAR.fullmatch(match.group(0)):
             continue  # a count is rarely a year: "(2015-2016)" is when, not how many
-        unit = _UNIT.match(sentence, match.end()) if _MEASURE.search(question) else None
-        return match.group(0) + (f" {unit.group(1)}" if unit else "")
-    return None
+        near = words(sentence[: match.start()])[-2:] + words(sentence[match.end() :])[:1]
+        names_it = any(word.lower()[:STEM] in counted for word in near)
+        if best is None or (names_it and not best[0]):
+            best = (names_it, match)
+    if best is None:
+        return None
+    match = best[1]
+    unit = _UNIT.match(sentence, match.end()) if _MEASURE.search(question) else None
+    return match.group(0) + (f" {unit.group(1)}" if unit else "")
 
 
 def _first_new(matches: Iterator[re.Match[str]], question: str) -> str | None:

@@ -72,6 +72,13 @@ def test_a_name_is_the_first_one_the_question_does_not_hold() -> None:
     assert answer_phrase("What is the university's fight song?", quoted) == "Rock Chalk, Jayhawk"
 
 
+def test_a_count_is_the_number_next_to_what_the_question_counts() -> None:
+    arena = "It is a 4,000-capacity (3,677-seat) multi-purpose arena in Lewiston."
+    assert answer_phrase("The arena can seat how many people?", arena) == "3,677"
+    county = "The lake is 8 miles east of the town; the county population was 9,984 in 2010."
+    assert answer_phrase("What is the county's population?", county) == "9,984"
+
+
 def test_a_number_inside_a_range_or_a_name_is_not_a_count() -> None:
     season = "The 2006–07 season of Route 13 was the 38th season of the league."
     assert answer_phrase("How many people can the arena seat?", season) == "38"
