@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 
 from agents.citations import remap_citations
-from agents.text import content_words, entities, without_leading_stopwords, words
+from agents.text import MONTHS, content_words, entities, without_leading_stopwords, words
 
 # Words that agree on this many first letters name the same thing ("seat", "seated").
 STEM = 4
@@ -43,9 +43,7 @@ _MEASURE = re.compile(
     r"\bhow\s+(?:long|far|tall|high|big|large|wide|deep)\b|\b(?:length|height|area|size|distance)\b",
     re.IGNORECASE,
 )
-_MONTH = (
-    r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
-)
+_MONTH = f"(?:{'|'.join(MONTHS)})"
 _DATE = re.compile(
     rf"\b(?:\d{{1,2}}\s+{_MONTH}\s+\d{{3,4}}|{_MONTH}\s+\d{{1,2}},?\s+\d{{3,4}}|"
     rf"{_MONTH}\s+\d{{3,4}}|\d{{3,4}}s?)\b"

@@ -16,27 +16,14 @@ from dataclasses import dataclass
 
 from agents.answer_phrase import choice_options
 from agents.sources import Source
-from agents.text import content_words, sentences
+from agents.text import MONTHS, content_words, sentences
 
 _EARLIER = re.compile(
     r"\b(?:first|earlier|earliest|older|oldest|before|sooner|preceded)\b", re.IGNORECASE
 )
 _LATER = re.compile(r"\b(?:later|latest|last|younger|youngest|newer|more recent|after)\b", re.I)
-_MONTHS = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-]
-_MONTH = "|".join(_MONTHS)
+_MONTH_NUMBERS = {month.lower(): number for number, month in enumerate(MONTHS, 1)}
+_MONTH = "|".join(MONTHS)
 # A date as pages write it ("11 March 1887", "March 11, 1887", "March 1887") or a bare year.
 _DATE = re.compile(
     rf"\b(?:(?P<day1>\d{{1,2}})\s+(?P<month1>{_MONTH})\s+|(?P<month2>{_MONTH})\s+"
@@ -107,7 +94,7 @@ def _dated(option: str, read: Sequence[Source]) -> Dated | None:
 def _date(match: re.Match[str]) -> tuple[int, int, int]:
     month = match.group("month1") or match.group("month2")
     day = match.group("day1") or match.group("day2")
-    number = _MONTHS.index(month.lower()) + 1 if month else 0
+    number = _MONTH_NUMBERS[month.lower()] if month else 0
     return (int(match.group("year")), number, int(day) if day else 0)
 
 

@@ -30,6 +30,10 @@ _YES_NO_OPENING = re.compile(
     r"^\W*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should|shall|may)\b",
     re.IGNORECASE,
 )
+MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
 _LEADING_STOPWORDS = re.compile(rf"^(?:(?:{'|'.join(sorted(STOPWORDS))})\s+)+", re.IGNORECASE)
 _ENTITY = re.compile(r"\b[A-Z][\w'’.-]*(?:\s+(?:of|the|for|de|van|von|and|&)?\s*[A-Z][\w'’.-]*)*")
 
